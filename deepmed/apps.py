@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DeepmedConfig(AppConfig):
+    name = "deepmed"
+    verbose_name = "DeepMed platform"

@@ -1,0 +1,27 @@
+"""The Celery application. Queues: default, tabular, imaging (GPU workers listen here), chatbot."""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
+
+app = Celery("deepmed")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in ("default", "tabular", "imaging", "chatbot")]
+app.conf.task_routes = {
+    "tabular.tasks.*": {"queue": "tabular"},
+    "imaging.tasks.*": {"queue": "imaging"},
+    "chatbot.tasks.*": {"queue": "chatbot"},
+}
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def ensure_broker_folders(sender, **kwargs):
+    """The filesystem transport needs its folders to exist before the first message."""
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "control_folder", "processed_folder"):
+        if options.get(key):
+            os.makedirs(options[key], exist_ok=True)

@@ -1,0 +1,24 @@
+"""Top-level routes. Paths of DESIGN.md §4 are a contract: keep them exact."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("accounts.urls")),
+    path("", include("deepmed.system_urls")),
+    path("", include("deepmed.page_urls")),
+    path("", include("modelhub.urls")),
+    path("", include("tabular.urls")),
+    path("", include("imaging.urls")),
+    path("", include("chatbot.urls")),
+    path("api/v1/", include("deepmed.api_router")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler400 = "deepmed.pages.bad_request"
+handler403 = "deepmed.pages.permission_denied"
+handler404 = "deepmed.pages.page_not_found"
+handler500 = "deepmed.pages.server_error"
