@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
+    path("", include("accounts.api.root_urls")),
     path("", include("deepmed.system_urls")),
     path("", include("deepmed.page_urls")),
     path("", include("modelhub.urls")),
