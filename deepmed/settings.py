@@ -145,7 +145,11 @@ def database_config(url: str, name: str) -> dict:
         config = env.db_url_config(url)
     except Exception as exc:  # django-environ raises several types for a bad URL
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from exc
-    engine = config["ENGINE"]
+    engine = config.get("ENGINE", "")
+    # django-environ passes an unknown scheme through as the engine name; fail here, naming the variable.
+    if engine not in {"django.db.backends.sqlite3", "django.db.backends.mysql", "django.db.backends.postgresql"}:
+        scheme = url.split(":")[0]
+        raise ImproperlyConfigured(f"{name} must start with sqlite://, mysql:// or postgres://, got {scheme!r}")
     options = config.setdefault("OPTIONS", {})
     if engine == "django.db.backends.sqlite3":
         # Web, worker and beat share one file in `make run`: WAL lets readers run beside a writer,

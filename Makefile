@@ -1,0 +1,83 @@
+# DeepMed: `make run` starts everything on the embedded defaults, `make test` runs the whole suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# Rewritten only when a requirements file is newer, so `make run` skips pip on every later start.
+STAMP := $(VENV)/.requirements-installed
+REQUIREMENTS := requirements/base.txt requirements/dev.txt
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PYTHONUNBUFFERED := 1
+# `make run` uses the embedded defaults: debug pages, SQLite and the filesystem broker under var/ (see README).
+# Exported to manage.py, honcho and the processes it starts; the test passes get a clean environment instead.
+run demo: export DEBUG ?= 1
+
+.PHONY: help venv run demo lint fmt test test-sqlite test-postgres test-mysql check-deploy clean-var
+
+help:
+	@echo "make run            create .venv, migrate, load the demo, start web + worker + beat on http://$(HOST):$(PORT)/"
+	@echo "make test           ruff, then the suite on SQLite, embedded PostgreSQL+pgvector and MariaDB (TEST_MYSQL_URL)"
+	@echo "make test-sqlite | test-postgres | test-mysql   one database pass (PYTEST_ARGS='-k name' to narrow)"
+	@echo "make lint | fmt     ruff check + format check | apply ruff fixes and formatting"
+	@echo "make check-deploy   manage.py check --deploy --fail-level WARNING with production settings"
+	@echo "make demo           migrate and (re)create the demo user; prints its login"
+	@echo "make clean-var      stop the test PostgreSQL and delete var/ (database, broker, uploads, demo login)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(REQUIREMENTS) | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+	@# With DEBUG=1 the development server serves static files itself; otherwise WhiteNoise needs them collected.
+	@if [[ ! "$${DEBUG,,}" =~ ^(1|true|yes|on)$$ ]]; then $(PY) manage.py collectstatic --noinput --verbosity 0; fi
+	@echo
+	@echo "  DeepMed is starting at http://$(HOST):$(PORT)/   (Ctrl-C stops web, worker and beat)"
+	@echo
+	HOST=$(HOST) PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile --port $(PORT)
+
+demo: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	scripts/test_matrix.sh sqlite postgres mysql
+
+test-sqlite: venv
+	scripts/test_matrix.sh sqlite
+
+test-postgres: venv
+	scripts/test_matrix.sh postgres
+
+test-mysql: venv
+	scripts/test_matrix.sh mysql
+
+check-deploy: venv
+	@# A throwaway key unless one is set: the check is about the settings, not about this key.
+	DEBUG=0 ALLOWED_HOSTS="$${ALLOWED_HOSTS:-deepmed.example.org}" \
+	SECRET_KEY="$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}" \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+clean-var:
+	@# Stops the test PostgreSQL first: deleting its folder under a running server corrupts nothing but leaks it.
+	-$(PY) scripts/embedded_pg.py stop
+	rm -rf var
