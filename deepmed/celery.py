@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
@@ -14,6 +15,19 @@ app.conf.task_routes = {
     "tabular.tasks.*": {"queue": "tabular"},
     "imaging.tasks.*": {"queue": "imaging"},
     "chatbot.tasks.*": {"queue": "chatbot"},
+}
+# django_celery_beat's DatabaseScheduler copies these into its tables at start; the admin can then adjust them.
+app.conf.beat_schedule = {
+    "modelhub-retention-sweep": {
+        "task": "modelhub.tasks.retention_sweep",
+        "schedule": crontab(hour=3, minute=15),
+        "options": {"queue": "default"},
+    },
+    "modelhub-mark-stale-runs": {
+        "task": "modelhub.tasks.mark_stale_runs",
+        "schedule": 600.0,
+        "options": {"queue": "default", "expires": 600},
+    },
 }
 app.autodiscover_tasks()
 
