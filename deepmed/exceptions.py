@@ -14,7 +14,15 @@ class ApplicationError(Exception):
     status_code = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, extra=None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        extra=None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code:
@@ -22,11 +30,26 @@ class ApplicationError(Exception):
         if status_code:
             self.status_code = status_code
         self.extra = extra or {}
+        # e.g. Retry-After on a lockout, WWW-Authenticate on a 401
+        self.headers = headers or {}
 
 
 class NotFound(ApplicationError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
+
+
+# DRF and simplejwt defaults that do not tell an integrator what to do next.
+_PLAIN_MESSAGES = {
+    "token_not_valid": (
+        "The access token is expired, revoked or malformed. Get a new one with your refresh token at "
+        "/api/v1/auth/token/refresh/, or sign in again at /api/v1/auth/token/."
+    ),
+    "not_authenticated": (
+        "Sign in first: send `Authorization: Bearer <access token>` (from /api/v1/auth/token/) "
+        "or use a browser session."
+    ),
+}
 
 
 def _flatten(detail) -> str:
@@ -55,7 +78,7 @@ def api_exception_handler(exc, context):
     """Every API error becomes `{"detail": "...", "code": "..."}`; validation errors keep field details."""
     if isinstance(exc, ApplicationError):
         body = {"detail": exc.message, "code": exc.code, **exc.extra}
-        return Response(body, status=exc.status_code)
+        return Response(body, status=exc.status_code, headers=exc.headers)
     if isinstance(exc, ValidationError):
         exc = drf_exceptions.ValidationError(exc.messages)
     if isinstance(exc, Http404):
@@ -68,10 +91,13 @@ def api_exception_handler(exc, context):
     if isinstance(exc, drf_exceptions.APIException):
         detail = exc.detail
         code = _first_code(exc.get_codes())
-        body = {"detail": _flatten(detail), "code": code}
-        if isinstance(detail, dict) and not (set(detail) <= {"detail", "code"}):
-            body["errors"] = detail
-        elif isinstance(detail, dict) and "code" in detail:
-            body["code"] = str(detail["code"])
+        if isinstance(detail, dict) and "detail" in detail:
+            # simplejwt's shape: {"detail", "code", "messages": [per token class]}; the messages are internals.
+            code = str(detail.get("code") or code)
+            body = {"detail": _PLAIN_MESSAGES.get(code, str(detail["detail"])), "code": code}
+        else:
+            body = {"detail": _PLAIN_MESSAGES.get(code, _flatten(detail)), "code": code}
+            if isinstance(detail, dict):
+                body["errors"] = detail
         response.data = body
     return response

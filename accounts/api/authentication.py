@@ -1,0 +1,48 @@
+"""Bearer authentication that honours force logout.
+
+Force logout blacklists refresh tokens and deletes sessions, but an access token is a signed, self-contained
+claim that stays valid until it expires (JWT_ACCESS_MINUTES, 15 by default). To end those too without a column
+on the user, each request compares the token's auth time with the user's FORCE_LOGOUT events in the audit log:
+the log is append-only and indexed on the target, so the check is one small indexed query, and it survives
+restarts and cache flushes, which a cache-only marker would not.
+"""
+
+from datetime import UTC, datetime
+
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from accounts.models import AuditEvent
+from accounts.services import AUTH_TIME_CLAIM
+
+
+def user_forced_out_since(*, user, moment: datetime) -> bool:
+    """True when staff forced `user` out after `moment`."""
+    return AuditEvent.objects.filter(
+        action=AuditEvent.Action.FORCE_LOGOUT,
+        target_type=user._meta.label_lower,
+        target_id=str(user.pk),
+        created_at__gte=moment,
+    ).exists()
+
+
+def token_auth_time(token) -> datetime | None:
+    """When the user presented their password for this token: our claim, else the coarser `iat`."""
+    value = token.get(AUTH_TIME_CLAIM, token.get("iat"))
+    if value is None:
+        return None
+    return datetime.fromtimestamp(float(value), tz=UTC)
+
+
+class ForceLogoutAwareJWTAuthentication(JWTAuthentication):
+    """simplejwt's Bearer authentication, refusing access tokens obtained before the user's last force logout."""
+
+    def get_user(self, validated_token):
+        user = super().get_user(validated_token)
+        auth_time = token_auth_time(validated_token)
+        if auth_time is None or user_forced_out_since(user=user, moment=auth_time):
+            raise AuthenticationFailed(
+                "This session was ended by an administrator. Sign in again at /api/v1/auth/token/.",
+                code="session_ended",
+            )
+        return user

@@ -1,0 +1,254 @@
+"""Writes for accounts: API tokens (issue, refresh, revoke) and force logout.
+
+The token endpoint goes through `django.contrib.auth.authenticate`, so django-axes counts its failures against
+the same account+IP as the web and admin logins: five wrong passwords anywhere lock all three doors.
+"""
+
+import logging
+from importlib import import_module
+
+from axes.conf import settings as axes_settings
+from axes.helpers import get_cool_off
+from axes.utils import reset as axes_reset
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import update_last_login
+from django.contrib.auth.signals import user_login_failed
+from django.contrib.sessions.models import Session
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import status
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from deepmed.exceptions import ApplicationError
+
+from .audit import audit_record
+from .mfa import MFAError, mfa_match_code, user_has_confirmed_mfa
+from .models import AuditEvent, User
+
+logger = logging.getLogger(__name__)
+
+# Carried by every token we issue (and copied by simplejwt into refreshed access tokens): when the user last
+# presented their password. `iat` is whole seconds, too coarse to order a token against a force logout made in
+# the same second; this claim keeps microseconds.
+AUTH_TIME_CLAIM = "auth_time"
+
+_AUTHENTICATE_HEADER = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+class TokenRefused(ApplicationError):
+    """The token endpoint said no: wrong credentials, a missing or wrong code, or a locked account."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "authentication_failed"
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, headers=None):
+        headers = {**_AUTHENTICATE_HEADER, **(headers or {})}
+        super().__init__(message, code=code, status_code=status_code, headers=headers)
+
+
+def _lockout_refusal() -> TokenRefused:
+    cool_off = get_cool_off()
+    minutes = int(cool_off.total_seconds() // 60) if cool_off else None
+    wait = f"Try again in {minutes} minutes" if minutes else "Ask an administrator to unlock it"
+    headers = {"Retry-After": str(int(cool_off.total_seconds()))} if cool_off else {}
+    return TokenRefused(
+        f"Too many failed sign-in attempts: this account is locked from your address. {wait}, "
+        "or ask an administrator to unlock it sooner.",
+        code="locked_out",
+        status_code=axes_settings.AXES_HTTP_RESPONSE_CODE,
+        headers=headers,
+    )
+
+
+def _is_locked_out(request) -> bool:
+    return bool(getattr(request, "axes_locked_out", False))
+
+
+def _token_failed(*, request, email: str, reason: str, user=None) -> None:
+    audit_record(
+        action=AuditEvent.Action.TOKEN_FAILED,
+        request=request,
+        actor=user,
+        actor_email=email,
+        target=user,
+        details={"reason": reason},
+    )
+
+
+def token_pair_issue(*, user: User) -> dict[str, str]:
+    """A new refresh token (recorded as outstanding, so it can be blacklisted) and its access token."""
+    refresh = RefreshToken.for_user(user)
+    refresh[AUTH_TIME_CLAIM] = timezone.now().timestamp()
+    # for_user stored the token text before the claim was added; keep the stored copy identical to what we hand out.
+    OutstandingToken.objects.filter(jti=refresh[jwt_settings.JTI_CLAIM]).update(token=str(refresh))
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
+def token_pair_obtain(*, request, email: str, password: str, otp: str | None = None) -> dict[str, str]:
+    """Check email, password and (when the user has an authenticator app) a code; return a token pair.
+
+    `request` must be the object passed to authenticate(): django-axes marks it when the account+IP is locked.
+    Raises TokenRefused with code authentication_failed, otp_required, otp_invalid, otp_throttled or locked_out.
+    """
+    email = email.strip().lower()
+    user = authenticate(request=request, email=email, password=password)
+    if user is None:
+        # Inactive users and unknown emails land here too: the answer must not tell them apart.
+        locked = _is_locked_out(request)
+        _token_failed(request=request, email=email, reason="locked_out" if locked else "bad_credentials")
+        if locked:
+            raise _lockout_refusal()
+        raise TokenRefused("The email address or password is not correct.")
+
+    if user_has_confirmed_mfa(user):
+        if not otp:
+            # The first half of a two-step exchange, not a failure: the client now asks its user for the code.
+            _token_failed(request=request, email=email, reason="otp_required", user=user)
+            raise TokenRefused(
+                "This account uses two-factor login. Send the 6-digit code from the authenticator app "
+                "(or a backup code) in the `otp` field.",
+                code="otp_required",
+            )
+        try:
+            device = mfa_match_code(user=user, code=otp)
+        except MFAError as exc:
+            _token_failed(request=request, email=email, reason=exc.code, user=user)
+            raise TokenRefused(exc.message, code=exc.code, status_code=status.HTTP_429_TOO_MANY_REQUESTS) from exc
+        if device is None:
+            # A wrong code after a right password still counts towards the lockout: the password may be stolen.
+            user_login_failed.send(sender=__name__, credentials={"email": email}, request=request)
+            locked = _is_locked_out(request)
+            _token_failed(request=request, email=email, reason="locked_out" if locked else "otp_invalid", user=user)
+            if locked:
+                raise _lockout_refusal()
+            raise TokenRefused(
+                "That code was not accepted. Send the code your authenticator app shows now, or an unused backup code.",
+                code="otp_invalid",
+            )
+
+    if axes_settings.AXES_RESET_ON_SUCCESS:
+        axes_reset(ip=getattr(request, "axes_ip_address", None) or request.META.get("REMOTE_ADDR"), username=email)
+    if jwt_settings.UPDATE_LAST_LOGIN:
+        update_last_login(None, user)
+    tokens = token_pair_issue(user=user)
+    audit_record(
+        action=AuditEvent.Action.TOKEN_ISSUED,
+        request=request,
+        actor=user,
+        target=user,
+        details={"mfa": user_has_confirmed_mfa(user)},
+    )
+    return tokens
+
+
+def _refresh_token_load(raw: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw)
+    except TokenError as exc:
+        raise TokenRefused(
+            "This refresh token is expired, revoked or malformed. Request a new pair at /api/v1/auth/token/.",
+            code="token_not_valid",
+        ) from exc
+
+
+def _token_reused() -> TokenRefused:
+    return TokenRefused(
+        "This refresh token has already been used. Request a new pair at /api/v1/auth/token/.",
+        code="token_not_valid",
+    )
+
+
+def _token_user(token: RefreshToken) -> User | None:
+    user_id = token.get(jwt_settings.USER_ID_CLAIM)
+    return get_user_model().objects.filter(**{jwt_settings.USER_ID_FIELD: user_id}).first()
+
+
+def token_pair_refresh(*, refresh: str) -> dict[str, str]:
+    """Exchange a refresh token for a new pair; the old refresh token is blacklisted (rotation)."""
+    token = _refresh_token_load(refresh)
+    user = _token_user(token)
+    if user is None or not user.is_active:
+        raise TokenRefused("This account no longer exists or has been deactivated.", code="user_inactive")
+    with transaction.atomic():
+        # Blacklisting first means a token replayed in parallel fails the unique constraint or the check above.
+        _, created = token.blacklist()
+        if not created:
+            raise _token_reused()
+        access = token.access_token
+        token.set_jti()
+        token.set_exp()
+        token.set_iat()
+        token.outstand()
+    return {"access": str(access), "refresh": str(token)}
+
+
+def refresh_token_revoke(*, refresh: str, user: User | None, request=None) -> None:
+    """Blacklist one refresh token (API logout). A signed-in caller may only revoke their own tokens."""
+    token = _refresh_token_load(refresh)
+    owner = _token_user(token)
+    if user is not None and user.is_authenticated and (owner is None or owner.pk != user.pk):
+        raise ApplicationError(
+            "This refresh token belongs to another account; you can only revoke your own tokens.",
+            code="permission_denied",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
+    token.blacklist()
+    audit_record(
+        action=AuditEvent.Action.TOKEN_REVOKED,
+        request=request,
+        actor=owner,
+        target=owner,
+        details={"jti": token[jwt_settings.JTI_CLAIM]},
+    )
+
+
+def user_sessions_end(*, user: User) -> int:
+    """Delete every unexpired session of `user`; returns how many there were.
+
+    Sessions are found by decoding rows of the database session table, so this needs a database-backed
+    SESSION_ENGINE (db or cached_db, the only ones this platform configures). Deleting through the engine's
+    SessionStore also clears the cached copy under cached_db.
+    """
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    user_id = str(user.pk)
+    ended = 0
+    unexpired = Session.objects.filter(expire_date__gt=timezone.now())
+    for session in unexpired.iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == user_id:
+            store_class(session_key=session.session_key).delete()
+            ended += 1
+    return ended
+
+
+def user_refresh_tokens_blacklist(*, user: User) -> int:
+    """Blacklist every unexpired refresh token of `user` not already blacklisted; returns how many."""
+    outstanding = list(
+        OutstandingToken.objects.filter(user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True)
+    )
+    revoked = [BlacklistedToken(token=token) for token in outstanding]
+    BlacklistedToken.objects.bulk_create(revoked, ignore_conflicts=True)
+    return len(outstanding)
+
+
+def user_force_logout(*, user: User, actor: User, request=None) -> dict[str, int]:
+    """End every session and revoke every refresh token of `user`.
+
+    Access tokens issued earlier are refused from now on by accounts.api.authentication, which compares their
+    auth time with the FORCE_LOGOUT event recorded here: the event must be written, not just logged.
+    """
+    with transaction.atomic():
+        sessions_ended = user_sessions_end(user=user)
+        tokens_blacklisted = user_refresh_tokens_blacklist(user=user)
+        audit_record(
+            action=AuditEvent.Action.FORCE_LOGOUT,
+            request=request,
+            actor=actor,
+            target=user,
+            details={"sessions_ended": sessions_ended, "tokens_blacklisted": tokens_blacklisted},
+        )
+    logger.info("force logout of user %s by %s", user.pk, actor.pk)
+    return {"sessions_ended": sessions_ended, "tokens_blacklisted": tokens_blacklisted}
