@@ -25,16 +25,12 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from deepmed.exceptions import ApplicationError
 
+from .api.authentication import AUTH_TIME_CLAIM
 from .audit import audit_record
 from .mfa import MFAError, mfa_match_code, user_has_confirmed_mfa
 from .models import AuditEvent, User
 
 logger = logging.getLogger(__name__)
-
-# Carried by every token we issue (and copied by simplejwt into refreshed access tokens): when the user last
-# presented their password. `iat` is whole seconds, too coarse to order a token against a force logout made in
-# the same second; this claim keeps microseconds.
-AUTH_TIME_CLAIM = "auth_time"
 
 _AUTHENTICATE_HEADER = {"WWW-Authenticate": 'Bearer realm="api"'}
 

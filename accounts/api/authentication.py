@@ -12,12 +12,19 @@ from datetime import UTC, datetime
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts.models import AuditEvent
-from accounts.services import AUTH_TIME_CLAIM
+# DRF imports this module while loading its settings, often before the app registry is ready: it must not
+# import models or services at module level (deepmed.exceptions -> rest_framework.views -> here would cycle).
+
+# Set on every token accounts.services issues (and copied by simplejwt into refreshed access tokens): when the
+# user last presented their password. `iat` is whole seconds, too coarse to order a token against a force
+# logout made in the same second; this claim keeps microseconds.
+AUTH_TIME_CLAIM = "auth_time"
 
 
 def user_forced_out_since(*, user, moment: datetime) -> bool:
     """True when staff forced `user` out after `moment`."""
+    from accounts.models import AuditEvent
+
     return AuditEvent.objects.filter(
         action=AuditEvent.Action.FORCE_LOGOUT,
         target_type=user._meta.label_lower,
