@@ -6,7 +6,7 @@ from accounts.mfa import user_has_confirmed_mfa
 from accounts.models import User
 
 
-class TokenObtainRequestSerializer(serializers.Serializer):
+class TokenObtainSerializer(serializers.Serializer):
     email = serializers.EmailField()
     password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
     otp = serializers.CharField(
@@ -39,7 +39,7 @@ class MeSerializer(serializers.ModelSerializer):
         return user_has_confirmed_mfa(user)
 
 
-class ForceLogoutRequestSerializer(serializers.Serializer):
+class ForceLogoutSerializer(serializers.Serializer):
     user_id = serializers.IntegerField(required=False, min_value=1)
     email = serializers.EmailField(required=False)
 
@@ -49,7 +49,7 @@ class ForceLogoutRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class ForceLogoutResponseSerializer(serializers.Serializer):
+class ForceLogoutResultSerializer(serializers.Serializer):
     detail = serializers.CharField()
     sessions_ended = serializers.IntegerField()
     tokens_blacklisted = serializers.IntegerField()

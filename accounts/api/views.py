@@ -11,13 +11,14 @@ from accounts import services
 from accounts.models import User
 from deepmed.exceptions import NotFound
 
+from . import schema  # noqa: F401  (registers the OpenAPI extension for our JWT authentication)
 from .serializers import (
     ErrorSerializer,
-    ForceLogoutRequestSerializer,
-    ForceLogoutResponseSerializer,
+    ForceLogoutResultSerializer,
+    ForceLogoutSerializer,
     MeSerializer,
     RefreshTokenSerializer,
-    TokenObtainRequestSerializer,
+    TokenObtainSerializer,
     TokenPairSerializer,
 )
 from .throttles import SettingsScopedRateThrottle
@@ -35,13 +36,14 @@ class TokenObtainView(APIView):
 
     @extend_schema(
         operation_id="auth_token_obtain",
+        tags=["accounts"],
         summary="Get an access/refresh token pair",
         description=(
             "Accounts with two-factor login on must also send `otp`; without it the answer is 401 with code "
             "`otp_required`, so a client can ask its user for the code and repeat the call. Failures count towards "
             "the same lockout as the web login (429, code `locked_out`)."
         ),
-        request=TokenObtainRequestSerializer,
+        request=TokenObtainSerializer,
         responses={
             200: TokenPairSerializer,
             400: _error("Missing or malformed fields."),
@@ -58,7 +60,7 @@ class TokenObtainView(APIView):
         auth=[],
     )
     def post(self, request):
-        serializer = TokenObtainRequestSerializer(data=request.data)
+        serializer = TokenObtainSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         tokens = services.token_pair_obtain(
             request=request,
@@ -75,6 +77,7 @@ class TokenRefreshView(APIView):
 
     @extend_schema(
         operation_id="auth_token_refresh",
+        tags=["accounts"],
         summary="Exchange a refresh token for a new pair",
         description="The refresh token sent is revoked: reusing it is refused with 401 `token_not_valid`.",
         request=RefreshTokenSerializer,
@@ -96,6 +99,7 @@ class LogoutView(APIView):
 
     @extend_schema(
         operation_id="auth_logout",
+        tags=["accounts"],
         summary="Revoke a refresh token",
         description=(
             "Blacklists the refresh token; the access token it produced keeps working until it expires. "
@@ -121,6 +125,7 @@ class MeView(APIView):
 
     @extend_schema(
         operation_id="me_retrieve",
+        tags=["accounts"],
         summary="The signed-in user",
         responses={200: MeSerializer, 401: _error("Not signed in.")},
     )
@@ -134,14 +139,15 @@ class ForceLogoutView(APIView):
 
     @extend_schema(
         operation_id="force_logout",
+        tags=["accounts"],
         summary="End every session and revoke every token of a user (staff only)",
         description=(
             "Send `user_id` or `email` (both: they must name the same user). Sessions end at once, refresh tokens "
             "are blacklisted, and access tokens obtained before this call are refused from now on."
         ),
-        request=ForceLogoutRequestSerializer,
+        request=ForceLogoutSerializer,
         responses={
-            200: ForceLogoutResponseSerializer,
+            200: ForceLogoutResultSerializer,
             400: _error("Neither `user_id` nor `email` given."),
             401: _error("Not signed in."),
             403: _error("The caller is not staff."),
@@ -150,7 +156,7 @@ class ForceLogoutView(APIView):
         },
     )
     def post(self, request):
-        serializer = ForceLogoutRequestSerializer(data=request.data)
+        serializer = ForceLogoutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lookup = {}
         if "user_id" in serializer.validated_data:
