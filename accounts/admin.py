@@ -128,12 +128,14 @@ class UserAdmin(DjangoUserAdmin):
         )
         return format_html('{} — <a href="{}">view or clear</a>', rows, url)
 
-    @admin.action(description="Reset two-factor login (lost phone): remove app and backup codes")
+    @admin.action(
+        description="Reset two-factor login (lost phone): remove app and backup codes", permissions=["change"]
+    )
     def reset_two_factor(self, request, queryset):
         reset = sum(mfa_reset_by_staff(user=user, staff=request.user, request=request) for user in queryset)
         self.message_user(request, f"Two-factor login reset for {reset} user(s).", messages.SUCCESS)
 
-    @admin.action(description="Clear login lockouts (let them log in again now)")
+    @admin.action(description="Clear login lockouts (let them log in again now)", permissions=["change"])
     def clear_lockouts(self, request, queryset):
         removed = sum(lockout_clear(email=user.email, request=request, staff=request.user) for user in queryset)
         self.message_user(request, f"Cleared {removed} lockout record(s).", messages.SUCCESS)

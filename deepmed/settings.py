@@ -209,8 +209,9 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
-# allauth's own rate limits stay on; django-ratelimit adds per-IP limits on our views.
-ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+# allauth's own rate limits stay on; django-ratelimit adds per-IP limits on our views. Failed logins per
+# account are axes' job (account+IP): allauth's per-account key limit would lock the account from every IP.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip"}
 
 MFA_REQUIRED_FOR_STAFF = env_bool("MFA_REQUIRED_FOR_STAFF", True)
 OTP_TOTP_ISSUER = "DeepMed"
