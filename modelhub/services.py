@@ -156,6 +156,10 @@ STALE_RUN_ERROR = (
 )
 
 
+def _stale_run_candidates(stale: Q) -> list[tuple[int, bool]]:
+    return list(TrainingRun.objects.filter(stale).values_list("id", "stop_requested"))
+
+
 def training_run_fail_stale(*, now: datetime | None = None) -> list[int]:
     """Mark runs that have shown no sign of life for STALE_RUN_TIMEOUT_MINUTES as failed (stopped, if asked to).
 
@@ -171,7 +175,7 @@ def training_run_fail_stale(*, now: datetime | None = None) -> list[int]:
         | Q(heartbeat_at__isnull=True, started_at__isnull=True, created_at__lt=cutoff)
     )
     claimed: list[int] = []
-    for run_id, stop_requested in TrainingRun.objects.filter(stale).values_list("id", "stop_requested"):
+    for run_id, stop_requested in _stale_run_candidates(stale):
         if stop_requested:
             changes = {"status": TrainingRun.Status.STOPPED, "message": "Stopped.", "error": ""}
         else:

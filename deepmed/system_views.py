@@ -1,0 +1,102 @@
+"""System endpoints: service status (JSON, and a page for staff), storage integrity, liveness and readiness."""
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from modelhub.selectors import media_storage_report
+
+from . import health
+
+# The worker ping waits its whole timeout, so anonymous callers share one recent result instead of each
+# holding a web worker for a second.
+PUBLIC_STATUS_CACHE_KEY = "deepmed:service_status"
+PUBLIC_STATUS_CACHE_SECONDS = 10
+
+
+def _wants_html(request) -> bool:
+    return request.GET.get("format") != "json" and "text/html" in request.headers.get("Accept", "")
+
+
+def _page_rows(services: dict[str, dict]) -> list[dict]:
+    rows = []
+    for name, result in services.items():
+        details = []
+        for key, value in result.items():
+            if key in ("status", "critical"):
+                continue
+            text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            details.append((key.replace("_", " "), text or "—"))
+        rows.append({"name": name, "status": result["status"], "critical": result.get("critical"), "details": details})
+    return rows
+
+
+class ServiceStatusView(APIView):
+    """Anyone sees each service's status; staff also see the details (latency, workers, error texts)."""
+
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request):
+        user = request.user
+        is_staff = bool(user and user.is_authenticated and user.is_staff)
+        if _wants_html(request):
+            if not user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not is_staff:
+                return render(request, "403.html", status=403)
+
+        if is_staff:
+            results = health.run_checks()
+            body = {**health.public_summary(results), "services": results, "checked_at": timezone.now().isoformat()}
+        else:
+            body = cache.get(PUBLIC_STATUS_CACHE_KEY)
+            if body is None:
+                body = {**health.public_summary(health.run_checks()), "checked_at": timezone.now().isoformat()}
+                cache.set(PUBLIC_STATUS_CACHE_KEY, body, PUBLIC_STATUS_CACHE_SECONDS)
+
+        if _wants_html(request):
+            context = {
+                "overall": body["status"],
+                "rows": _page_rows(body["services"]),
+                "checked_at": body["checked_at"],
+            }
+            return render(request, "system/service_status.html", context)
+        response = Response(body)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class CheckDownloadsDirView(APIView):
+    """Staff only: storage use under MEDIA_ROOT, files no row names, rows whose file is gone."""
+
+    permission_classes = [IsAdminUser]
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request):
+        return Response(media_storage_report())
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """Liveness: the process answers. Touches nothing else, so a database outage does not restart the pods."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request):
+    """Readiness: the critical dependencies (database, broker) answer; otherwise 503 so no traffic is sent here."""
+    results = health.run_checks(critical_only=True)
+    status = health.overall_status(results)
+    body = {"status": status, "checks": {name: result["status"] for name, result in results.items()}}
+    return JsonResponse(body, status=503 if status == health.DOWN else 200)
