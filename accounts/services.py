@@ -100,45 +100,49 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
             raise _lockout_refusal()
         raise TokenRefused("The email address or password is not correct.")
 
-    if user_has_confirmed_mfa(user):
-        if not otp:
-            # The first half of a two-step exchange, not a failure: the client now asks its user for the code.
-            _token_failed(request=request, email=email, reason="otp_required", user=user)
-            raise TokenRefused(
-                "This account uses two-factor login. Send the 6-digit code from the authenticator app "
-                "(or a backup code) in the `otp` field.",
-                code="otp_required",
-            )
-        try:
-            device = mfa_match_code(user=user, code=otp)
-        except MFAError as exc:
-            _token_failed(request=request, email=email, reason=exc.code, user=user)
-            raise TokenRefused(exc.message, code=exc.code, status_code=status.HTTP_429_TOO_MANY_REQUESTS) from exc
-        if device is None:
-            # A wrong code after a right password still counts towards the lockout: the password may be stolen.
-            user_login_failed.send(sender=__name__, credentials={"email": email}, request=request)
-            locked = _is_locked_out(request)
-            _token_failed(request=request, email=email, reason="locked_out" if locked else "otp_invalid", user=user)
-            if locked:
-                raise _lockout_refusal()
-            raise TokenRefused(
-                "That code was not accepted. Send the code your authenticator app shows now, or an unused backup code.",
-                code="otp_invalid",
-            )
+    uses_mfa = user_has_confirmed_mfa(user)
+    if uses_mfa:
+        _token_otp_check(request=request, email=email, user=user, otp=otp)
 
     if axes_settings.AXES_RESET_ON_SUCCESS:
         axes_reset(ip=getattr(request, "axes_ip_address", None) or request.META.get("REMOTE_ADDR"), username=email)
     if jwt_settings.UPDATE_LAST_LOGIN:
         update_last_login(None, user)
     tokens = token_pair_issue(user=user)
-    audit_record(
-        action=AuditEvent.Action.TOKEN_ISSUED,
-        request=request,
-        actor=user,
-        target=user,
-        details={"mfa": user_has_confirmed_mfa(user)},
-    )
+    details = {"mfa": uses_mfa}
+    audit_record(action=AuditEvent.Action.TOKEN_ISSUED, request=request, actor=user, target=user, details=details)
     return tokens
+
+
+def _token_otp_check(*, request, email: str, user: User, otp: str | None) -> None:
+    """Second step for accounts with an authenticator app; raises TokenRefused unless `otp` is accepted."""
+    if not otp:
+        # The first half of a two-step exchange, not a failure: the client now asks its user for the code.
+        _token_failed(request=request, email=email, reason="otp_required", user=user)
+        raise TokenRefused(
+            "This account uses two-factor login. Send the 6-digit code from the authenticator app "
+            "(or a backup code) in the `otp` field.",
+            code="otp_required",
+        )
+    throttled = None
+    try:
+        if mfa_match_code(user=user, code=otp) is not None:
+            return
+    except MFAError as exc:  # django-otp's growing delay after wrong codes
+        throttled = exc
+    # A refused code after a right password counts towards the lockout: the password may be stolen.
+    user_login_failed.send(sender=__name__, credentials={"email": email}, request=request)
+    if _is_locked_out(request):
+        _token_failed(request=request, email=email, reason="locked_out", user=user)
+        raise _lockout_refusal()
+    if throttled is not None:
+        _token_failed(request=request, email=email, reason=throttled.code, user=user)
+        raise TokenRefused(throttled.message, code=throttled.code, status_code=status.HTTP_429_TOO_MANY_REQUESTS)
+    _token_failed(request=request, email=email, reason="otp_invalid", user=user)
+    raise TokenRefused(
+        "That code was not accepted. Send the code your authenticator app shows now, or an unused backup code.",
+        code="otp_invalid",
+    )
 
 
 def _refresh_token_load(raw: str) -> RefreshToken:

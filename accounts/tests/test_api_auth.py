@@ -130,6 +130,28 @@ def test_the_current_app_code_gives_a_pair(api_client, alice, alice_totp, passwo
     assert bearer(response.json()["access"]).get(ME_URL).json()["mfa_enabled"] is True
 
 
+def test_wrong_app_codes_in_quick_succession_are_slowed_down(api_client, alice, alice_totp, password):
+    wrong = "000000" if current_totp(alice_totp) != "000000" else "111111"
+    obtain(api_client, "alice@example.org", password, otp=wrong)
+
+    # django-otp now makes the device wait; even the right code is refused until the wait is over.
+    response = obtain(api_client, "alice@example.org", password, otp=current_totp(alice_totp))
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "otp_throttled"
+    assert "Wait" in response.json()["detail"]
+
+
+def test_throttled_codes_still_count_towards_the_lockout(api_client, alice, alice_totp, password):
+    wrong = "000000" if current_totp(alice_totp) != "000000" else "111111"
+    limit = settings.AXES_FAILURE_LIMIT
+    attempts = [obtain(api_client, "alice@example.org", password, otp=wrong) for _ in range(limit)]
+    codes = [attempt.json()["code"] for attempt in attempts]
+
+    assert codes[:2] == ["otp_invalid", "otp_throttled"]
+    assert codes[-1] == "locked_out"
+
+
 def test_a_right_code_with_a_wrong_password_is_still_refused(api_client, alice, alice_totp):
     response = obtain(api_client, "alice@example.org", "not-her-password", otp=current_totp(alice_totp))
 
