@@ -130,6 +130,8 @@ def test_the_current_app_code_gives_a_pair(api_client, alice, alice_totp, passwo
     assert bearer(response.json()["access"]).get(ME_URL).json()["mfa_enabled"] is True
 
 
+# A long delay, so a slow test machine cannot outwait the throttle between two requests.
+@override_settings(OTP_TOTP_THROTTLE_FACTOR=60)
 def test_wrong_app_codes_in_quick_succession_are_slowed_down(api_client, alice, alice_totp, password):
     wrong = "000000" if current_totp(alice_totp) != "000000" else "111111"
     obtain(api_client, "alice@example.org", password, otp=wrong)
@@ -142,6 +144,7 @@ def test_wrong_app_codes_in_quick_succession_are_slowed_down(api_client, alice, 
     assert "Wait" in response.json()["detail"]
 
 
+@override_settings(OTP_TOTP_THROTTLE_FACTOR=60)
 def test_throttled_codes_still_count_towards_the_lockout(api_client, alice, alice_totp, password):
     wrong = "000000" if current_totp(alice_totp) != "000000" else "111111"
     limit = settings.AXES_FAILURE_LIMIT
