@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -24,6 +25,16 @@ PUBLIC_STATUS_CACHE_SECONDS = 10
 
 def _wants_html(request) -> bool:
     return request.GET.get("format") != "json" and "text/html" in request.headers.get("Accept", "")
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """These endpoints speak JSON whatever the Accept header says; the status page is chosen before DRF renders."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 def _page_rows(services: dict[str, dict]) -> list[dict]:
@@ -44,6 +55,7 @@ class ServiceStatusView(APIView):
 
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
 
     def get(self, request):
         user = request.user
@@ -80,6 +92,7 @@ class CheckDownloadsDirView(APIView):
 
     permission_classes = [IsAdminUser]
     renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
 
     def get(self, request):
         return Response(media_storage_report())
