@@ -105,6 +105,10 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [TOTPDeviceInline, StaticDeviceInline]
     actions = ["reset_two_factor", "clear_lockouts"]
 
+    def get_inlines(self, request, obj):
+        # A user being created has no devices yet; they set up two-factor themselves from their profile.
+        return self.inlines if obj is not None else []
+
     def get_queryset(self, request):
         confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
         return super().get_queryset(request).annotate(mfa_enabled=Exists(confirmed))
