@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")  # noqa: S105
 os.environ.setdefault("DEBUG", "0")
@@ -15,7 +16,13 @@ os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="deepmed-test-var-"))
 os.environ.setdefault("CACHE_URL", "locmemcache://")
 
 from .settings import *  # noqa: E402, F403
-from .settings import STORAGES  # noqa: E402
+from .settings import DATABASES, STORAGES, VAR_DIR  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: the real Celery worker of tests/test_celery_worker.py opens the same test database.
+    # One file per xdist worker, since they share VAR_DIR.
+    _xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(Path(VAR_DIR) / f"test-{_xdist_worker}.sqlite3")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="deepmed-test-media-")

@@ -225,6 +225,8 @@ def test_the_beat_schedule_runs_retention_daily_and_the_stale_sweep_every_ten_mi
     assert entries["modelhub.tasks.mark_stale_runs"] == 600.0
 
 
+# The scheduler closes the database connection as it starts, which a test wrapped in a transaction cannot survive.
+@pytest.mark.django_db(transaction=True)
 def test_the_database_scheduler_picks_up_the_beat_schedule():
     from django_celery_beat.models import PeriodicTask
     from django_celery_beat.schedulers import DatabaseScheduler
