@@ -8,8 +8,8 @@ from django.http import Http404, HttpResponseServerError, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.templatetags.static import static
-from django_otp import user_has_device
 
+from accounts.mfa import user_has_confirmed_mfa
 from modelhub.selectors import training_model_list_for_user, training_run_list_for_user
 
 from .middleware import wants_json
@@ -38,13 +38,31 @@ DOC_SECTIONS: tuple[DocSection, ...] = (
         "accounts", "Accounts and two-factor login", "Registration, passwords, two-factor codes, backup codes, lockout."
     ),
     DocSection(
-        "uploading-data", "Uploading data", "Preparing a CSV, Excel or JSON file and checking its profile.", False
+        "uploading-data",
+        "Uploading data",
+        "Preparing a CSV, Excel or JSON file and checking its profile.",
+        available=False,
     ),
-    DocSection("cleaning", "Cleaning", "Reviewing the cleaning plan: dropped columns, missing values, encoding.", False),
-    DocSection("training", "Training", "Choosing a target, models, search level and validation.", False),
-    DocSection("reading-the-report", "Reading the report", "Metrics, confidence intervals, curves and thresholds.", False),
-    DocSection("predicting", "Predicting", "Scoring new patients with a trained model and reading explanations.", False),
-    DocSection("images", "Images", "Image classifiers, anomaly detection and augmentation.", False),
+    DocSection(
+        "cleaning",
+        "Cleaning",
+        "Reviewing the cleaning plan: dropped columns, missing values, encoding.",
+        available=False,
+    ),
+    DocSection("training", "Training", "Choosing a target, models, search level and validation.", available=False),
+    DocSection(
+        "reading-the-report",
+        "Reading the report",
+        "Metrics, confidence intervals, curves and thresholds.",
+        available=False,
+    ),
+    DocSection(
+        "predicting",
+        "Predicting",
+        "Scoring new patients with a trained model and reading explanations.",
+        available=False,
+    ),
+    DocSection("images", "Images", "Image classifiers, anomaly detection and augmentation.", available=False),
     DocSection("api", "The API", "Authenticating with JWT and calling DeepMed from your own software."),
 )
 _DOC_SECTIONS_BY_SLUG = {section.slug: section for section in DOC_SECTIONS}
@@ -77,7 +95,8 @@ def dashboard(request):
     context = {
         "runs": list(training_run_list_for_user(user=user)[:DASHBOARD_RECENT_ROWS]),
         "models": list(training_model_list_for_user(user=user)[:DASHBOARD_RECENT_ROWS]),
-        "has_mfa": user_has_device(user),
+        # The same test the profile page and the login flow use, so "on" means the same everywhere.
+        "has_mfa": user_has_confirmed_mfa(user),
         "retention_days": settings.RETENTION_DAYS,
     }
     return render(request, "pages/dashboard.html", context)
