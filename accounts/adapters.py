@@ -1,7 +1,14 @@
-"""allauth adapter: lets django-axes speak first on the web login."""
+"""allauth adapter: django-axes speaks first on the web login, and emails are signed as DeepMed."""
+
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
 from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
+
+PLATFORM_NAME = "DeepMed"
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -13,3 +20,13 @@ class AccountAdapter(DefaultAccountAdapter):
             request.axes_credentials = credentials
             raise self.validation_error("too_many_login_attempts")
         super().pre_authenticate(request, **credentials)
+
+    def format_email_subject(self, subject: str) -> str:
+        return f"[{PLATFORM_NAME}] {subject}"
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        # The sites framework's default row says "example.com"; emails should name the platform and its address.
+        request = allauth_context.request
+        domain = request.get_host() if request is not None else urlsplit(settings.SITE_URL).netloc
+        context = {"current_site": SimpleNamespace(name=PLATFORM_NAME, domain=domain), **context}
+        super().send_mail(template_prefix, email, context)

@@ -152,3 +152,11 @@ def test_deleting_a_device_on_the_user_page_is_audited(admin_client, superuser, 
     assert StaticDevice.objects.filter(user=alice).exists()
     event = AuditEvent.objects.get(action=AuditEvent.Action.MFA_DISABLED)
     assert event.actor == superuser and event.target_id == str(alice.pk)
+
+
+def test_user_page_lists_failed_logins_with_a_link_to_clear_them(admin_client, alice):
+    for _ in range(2):
+        Client().post("/login", {"login": alice.email, "password": "wrong-password-1"})
+    html = admin_client.get(reverse("admin:accounts_user_change", args=[alice.pk])).content.decode()
+    assert "2 failures from 127.0.0.1" in html
+    assert reverse("admin:axes_accessattempt_changelist") in html

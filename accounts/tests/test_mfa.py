@@ -301,3 +301,16 @@ def test_staff_with_verified_mfa_can_use_the_admin(client, bob):
 def test_staff_mfa_requirement_can_be_switched_off(client, bob):
     client.force_login(bob)
     assert client.get("/admin/").status_code == 200
+
+
+def test_new_backup_codes_keep_a_session_verified_by_a_backup_code(client, alice, alice_codes, password):
+    password_login(client, alice, password)
+    client.post("/mfa/verify", {"code": alice_codes[0]})
+    response = client.post(reverse("mfa_backup_codes"), {"secret": password})
+    assert "Your new backup codes" in response.content.decode()
+    assert client.get(reverse("profile")).status_code == 200
+
+
+def test_turning_mfa_on_twice_is_refused(alice, alice_codes):
+    with pytest.raises(mfa.MFAError):
+        mfa.mfa_totp_start(user=alice)

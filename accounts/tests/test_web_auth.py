@@ -230,3 +230,11 @@ def test_rate_limited_api_callers_get_json(db):
     assert response.status_code == 429
     assert response["Content-Type"] == "application/json"
     assert b'"code": "rate_limited"' in response.content
+
+
+def test_emails_name_the_platform_not_the_default_site(client, alice):
+    client.post("/password/reset", {"email": alice.email})
+    message = mail.outbox[-1]
+    assert message.subject.startswith("[DeepMed] ")
+    assert "example.com" not in message.body
+    assert "Hello from DeepMed!" in message.body
