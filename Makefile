@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED := 1
 # Exported to manage.py, honcho and the processes it starts; the test passes get a clean environment instead.
 run demo: export DEBUG ?= 1
 
-.PHONY: help venv run demo lint fmt test test-sqlite test-postgres test-mysql check-deploy clean-var
+.PHONY: help venv var-dir run demo lint fmt test test-sqlite test-postgres test-mysql check-deploy clean-var
 
 help:
 	@echo "make run            create .venv, migrate, load the demo, start web + worker + beat on http://$(HOST):$(PORT)/"
@@ -37,7 +37,11 @@ $(STAMP): $(REQUIREMENTS) | $(PY)
 
 venv: $(STAMP)
 
-run: venv
+# SQLite cannot create its file in a folder that does not exist; private, since it holds the data and demo login.
+var-dir:
+	@mkdir -p -m 700 "$${VAR_DIR:-var}"
+
+run: venv var-dir
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 	@# With DEBUG=1 the development server serves static files itself; otherwise WhiteNoise needs them collected.
@@ -47,7 +51,7 @@ run: venv
 	@echo
 	HOST=$(HOST) PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
-demo: venv
+demo: venv var-dir
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
 
