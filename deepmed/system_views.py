@@ -7,6 +7,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import JSONRenderer
@@ -50,6 +52,49 @@ def _page_rows(services: dict[str, dict]) -> list[dict]:
     return rows
 
 
+_STATUS_CHOICES = ["ok", "degraded", "down"]
+
+SERVICE_STATUS_SCHEMA = extend_schema(
+    summary="Status of the platform's services",
+    description=(
+        "Each registered service (database, broker, worker, and those other apps add) with its status: "
+        '"ok", "degraded", "down" or "not_configured". Staff also get each check\'s details '
+        "(latency, workers that answered, error texts). A browser (Accept: text/html) gets a page, staff only; "
+        "`?format=json` forces JSON."
+    ),
+    auth=[],
+    parameters=[OpenApiParameter("format", str, enum=["json"], required=False)],
+    responses=inline_serializer(
+        "ServiceStatus",
+        {
+            "status": serializers.ChoiceField(choices=_STATUS_CHOICES),
+            "services": serializers.DictField(child=serializers.DictField(), help_text='{name: {"status", ...}}'),
+            "checked_at": serializers.DateTimeField(),
+        },
+    ),
+)
+
+CHECK_DOWNLOADS_DIR_SCHEMA = extend_schema(
+    summary="Storage use and integrity under MEDIA_ROOT (staff)",
+    responses=inline_serializer(
+        "StorageReport",
+        {
+            "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+            "media_root_exists": serializers.BooleanField(),
+            "media_root_writable": serializers.BooleanField(),
+            "total_bytes": serializers.IntegerField(),
+            "file_count": serializers.IntegerField(),
+            "bytes_by_folder": serializers.DictField(child=serializers.IntegerField()),
+            "orphans": serializers.DictField(help_text='Files no row names: {"count", "bytes", "files"}'),
+            "missing": serializers.DictField(help_text='Rows whose file is gone: {"count", "rows"}'),
+            "unsafe": serializers.DictField(
+                help_text='Rows naming a path outside the owner\'s folder: {"count", "rows"}'
+            ),
+        },
+    ),
+)
+
+
 class ServiceStatusView(APIView):
     """Anyone sees each service's status; staff also see the details (latency, workers, error texts)."""
 
@@ -57,6 +102,7 @@ class ServiceStatusView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
 
+    @SERVICE_STATUS_SCHEMA
     def get(self, request):
         user = request.user
         is_staff = bool(user and user.is_authenticated and user.is_staff)
@@ -94,6 +140,7 @@ class CheckDownloadsDirView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
 
+    @CHECK_DOWNLOADS_DIR_SCHEMA
     def get(self, request):
         return Response(media_storage_report())
 
