@@ -26,8 +26,13 @@ if [[ "$WORKERS" != "0" ]]; then
     xdist_args=(-n "$WORKERS" --dist loadfile)
 fi
 
+# The test settings, pytest and Chromium make temporary folders per process; one folder per run, removed at the end,
+# keeps them from piling up in /tmp.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/deepmed-tests.XXXXXX")
+trap 'rm -rf "$run_tmp"' EXIT
+
 # Only what a test run needs from the caller's environment; the settings come from deepmed/test_settings.py.
-clean_env=(env -i "PATH=$PATH" "HOME=${HOME:-/root}" "LANG=${LANG:-C.UTF-8}" "TMPDIR=${TMPDIR:-/tmp}")
+clean_env=(env -i "PATH=$PATH" "HOME=${HOME:-/root}" "LANG=${LANG:-C.UTF-8}" "TMPDIR=$run_tmp")
 [[ -n "${CI:-}" ]] && clean_env+=("CI=$CI")
 [[ -n "${TERM:-}" ]] && clean_env+=("TERM=$TERM")
 
