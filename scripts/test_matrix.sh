@@ -23,7 +23,10 @@ failed=0
 
 xdist_args=()
 if [[ "$WORKERS" != "0" ]]; then
-    xdist_args=(-n "$WORKERS" --dist loadfile)
+    # `--dist load` hands tests out in collection order, which pytest-django has sorted: plain `db` tests first,
+    # then transactional ones (live server, real worker), whose flush removes rows made by data migrations.
+    # `loadfile` would break that order within a process, and tests relying on those rows would fail by chance.
+    xdist_args=(-n "$WORKERS" --dist load)
 fi
 
 # The test settings, pytest and Chromium make temporary folders per process; one folder per run, removed at the end,
