@@ -139,7 +139,12 @@ def check_worker() -> dict:
             "detail": "Jobs run inside the web process (CELERY_TASK_ALWAYS_EAGER=1); no worker is needed.",
         }
     timeout = settings.CELERY_WORKER_PING_TIMEOUT
-    replies = _celery_app().control.ping(timeout=timeout)
+    try:
+        replies = _celery_app().control.ping(timeout=timeout)
+    except ValueError:
+        # The filesystem broker can hand over a reply file before it is fully written (a JSON decode error);
+        # one more ping tells a live worker from a dead one.
+        replies = _celery_app().control.ping(timeout=timeout)
     workers = sorted(hostname for reply in replies for hostname in reply)
     if not workers:
         return {

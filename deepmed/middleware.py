@@ -5,6 +5,7 @@ import re
 import time
 import uuid
 
+from django.conf import settings
 from django.db import OperationalError
 from django.db.utils import InterfaceError
 from django.http import HttpResponse, JsonResponse
@@ -93,6 +94,7 @@ class DatabaseUnavailableMiddleware:
         if wants_json(request):
             response = JsonResponse({"detail": message, "code": "service_unavailable"}, status=503)
         else:
-            response = HttpResponse(render_to_string("503.html", {"message": message}), status=503)
+            context = {"message": message, "SUPPORT_EMAIL": settings.SUPPORT_EMAIL}
+            response = HttpResponse(render_to_string("503.html", context), status=503)
         response["Retry-After"] = "5"
         return response

@@ -318,7 +318,8 @@ FILE_UPLOAD_TEMP_DIR = None
 RETENTION_DAYS = env_int("RETENTION_DAYS", 15, minimum=1)
 STALE_RUN_TIMEOUT_MINUTES = env_int("STALE_RUN_TIMEOUT_MINUTES", 360, minimum=1)
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# The host part means nothing to the filesystem transport; naming one keeps kombu from warning on every connect.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_DIR = VAR_DIR / "broker"
@@ -421,3 +422,5 @@ LOGGING = {
 DEMO_USER_EMAIL = env.str("DEMO_USER_EMAIL", default="demo@deepmed.local")
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@deepmed.local")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# django-otp's device admin, if ever registered, must not show secrets or backup codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True

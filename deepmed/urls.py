@@ -24,3 +24,5 @@ handler400 = "deepmed.pages.bad_request"
 handler403 = "deepmed.pages.permission_denied"
 handler404 = "deepmed.pages.page_not_found"
 handler500 = "deepmed.pages.server_error"
+# allauth's own rate limits answer through this handler: the same page (or JSON) as ours.
+handler429 = "accounts.views.ratelimited"

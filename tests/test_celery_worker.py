@@ -78,7 +78,7 @@ def broker_folders(tmp_path):
     for key in ("data_folder_in", "control_folder", "processed_folder"):
         Path(options[key]).mkdir(parents=True, exist_ok=True)
     saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options")}
-    app.conf.broker_url = "filesystem://"
+    app.conf.broker_url = "filesystem://localhost/"
     app.conf.broker_transport_options = options
     forget_broker_connections()
     yield tmp_path
@@ -98,7 +98,7 @@ def worker(transactional_db, broker_folders, settings):
         "DATABASE_URL": database_url(connection.settings_dict),
         "VAR_DIR": str(broker_folders),  # the settings put the broker folders under VAR_DIR/broker
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_BROKER_URL": "filesystem://localhost/",
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "CACHE_URL": "locmemcache://",
     }

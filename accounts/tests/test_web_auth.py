@@ -247,3 +247,14 @@ def test_allauth_pages_we_do_not_restyle_still_use_the_site_layout(client, alice
     assert response.status_code == 200
     assert '<main id="main"' in html
     assert alice.email in html
+
+
+def test_allauths_own_rate_limit_answers_with_our_page(db):
+    from allauth.core.internal.ratelimit import respond_429
+    from django.contrib.auth.models import AnonymousUser
+
+    request = RequestFactory().post("/accounts/password/reset/")
+    request.user = AnonymousUser()
+    response = respond_429(request)
+    assert response.status_code == 429
+    assert b"Too many attempts" in response.content

@@ -484,3 +484,20 @@ def test_503_page_renders_without_a_request():
     assert "The database is temporarily unavailable." in body
     assert 'href="/"' in body
     assert "Log out" not in body
+
+
+def test_a_database_outage_is_a_503_page_not_a_500():
+    from django.db import OperationalError
+
+    from deepmed.middleware import DatabaseUnavailableMiddleware
+
+    request = RequestFactory().get("/")
+    response = DatabaseUnavailableMiddleware(lambda r: None).process_exception(request, OperationalError("gone"))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert b"temporarily unavailable" in response.content
+
+    api_request = RequestFactory().get("/api/v1/me/")
+    api_response = DatabaseUnavailableMiddleware(lambda r: None).process_exception(api_request, OperationalError("x"))
+    assert api_response.status_code == 503
+    assert api_response.json()["code"] == "service_unavailable"
