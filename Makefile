@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 # Rewritten only when a requirements file is newer, so `make run` skips pip on every later start.
 STAMP := $(VENV)/.requirements-installed
-REQUIREMENTS := requirements/base.txt requirements/dev.txt
+REQUIREMENTS := requirements/base.txt requirements/dev.txt requirements/nodeps.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONUNBUFFERED := 1
@@ -33,6 +33,7 @@ $(PY):
 
 $(STAMP): $(REQUIREMENTS) | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/nodeps.txt
 	@touch $(STAMP)
 
 venv: $(STAMP)
