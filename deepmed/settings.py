@@ -424,3 +424,7 @@ SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@deepmed.local")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 # django-otp's device admin, if ever registered, must not show secrets or backup codes.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# --- tabular (datasets, profiling, cleaning, feature selection) ----------------------------
+
+# --- chatbot (knowledge base, retrieval, generation) ----------------------------------------
