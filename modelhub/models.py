@@ -158,8 +158,12 @@ class TrainingModel(models.Model):
 class PreprocessingData(models.Model):
     """How a run's data was cleaned and which features were kept."""
 
-    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="preprocessing")
+    # A reviewed cleaning plan is recorded here when it is applied, before any run exists; training links the run.
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.CASCADE, related_name="preprocessing")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preprocessing_data")
+    cleaning_plan = models.ForeignKey(
+        "tabular.CleaningPlan", null=True, blank=True, on_delete=models.SET_NULL, related_name="preprocessing"
+    )
     cleaner_config = models.JSONField(default=dict, blank=True)
     feature_selector_config = models.JSONField(default=dict, blank=True)
     original_columns = models.JSONField(default=list, blank=True)
@@ -174,4 +178,6 @@ class PreprocessingData(models.Model):
         verbose_name_plural = "preprocessing data"
 
     def __str__(self):
+        if self.run_id is None:
+            return f"Preprocessing of cleaning plan {self.cleaning_plan_id}"
         return f"Preprocessing of run {self.run_id}"
