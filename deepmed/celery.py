@@ -4,13 +4,18 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
 
 app = Celery("deepmed")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in ("default", "tabular", "imaging", "chatbot")]
+QUEUES = ("default", "tabular", "imaging", "chatbot")
+# Explicit exchange and routing key per queue, so the bindings a worker prints (and a broker shows) are the ones
+# used: one queue per kind of work, and GPU workers can listen on `imaging` alone.
+app.conf.task_queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES]
+app.conf.task_default_exchange = "default"
+app.conf.task_default_routing_key = "default"
 app.conf.task_routes = {
     "tabular.tasks.*": {"queue": "tabular"},
     "imaging.tasks.*": {"queue": "imaging"},
