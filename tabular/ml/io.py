@@ -1,0 +1,626 @@
+"""Read an uploaded table (CSV, Excel .xlsx, JSON) from bytes, detecting its type from content.
+
+Clinicians bring files exported from hospital systems: odd delimiters, a BOM or Latin-1
+accents, "N/A" and "-" for missing, the odd broken row. `read_table` accepts all of that
+and refuses what cannot be a table with a `TableReadError` whose message says what to fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "MISSING_MARKERS",
+    "ReadResult",
+    "TableReadError",
+    "read_parquet",
+    "read_table",
+    "write_parquet",
+]
+
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+# pandas already treats "", "NA", "N/A", "NULL", "null", "NaN", "None", "n/a", "#N/A" as missing;
+# hospital exports add "-", "?" and case variants, which must not survive as a category "?".
+_MARKER_WORDS = ("na", "n/a", "n.a.", "null", "nan", "none", "#n/a", "-", "--", "?", "")
+MISSING_MARKERS: tuple[str, ...] = tuple(
+    sorted({variant for word in _MARKER_WORDS for variant in (word, word.upper(), word.title(), word.capitalize())})
+)
+
+_SAMPLE_BYTES = 1 << 16
+_CHUNK_BYTES = 1 << 25
+_MAX_SNIFF_RECORDS = 200
+_MAX_LINES_NAMED = 5
+
+# Bytes that never appear in a text table: NUL and the C0 controls other than tab, LF, CR.
+_TEXT_BYTES = bytes([9, 10, 13, *range(32, 127), *range(128, 256)])
+
+
+class TableReadError(ValueError):
+    """An uploaded file that cannot be read as a table; `message` tells the clinician what to fix."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass
+class ReadResult:
+    """A parsed table and how it was read (format, encoding, delimiter, sheet), with warnings."""
+
+    frame: pd.DataFrame
+    format: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet_names: list[str] = field(default_factory=list)
+    sheet: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    n_ragged_rows: int = 0
+
+
+def read_table(
+    data: bytes,
+    *,
+    filename: str = "",
+    sheet: str | int | None = None,
+    max_ragged_share: float = 0.01,
+    max_bytes: int | None = None,
+) -> ReadResult:
+    """Parse `data` as a CSV/TSV, an .xlsx workbook or JSON, whatever its file name claims.
+
+    `filename` is used only to word messages; the type comes from the bytes. Rows with the
+    wrong number of fields are dropped (with a warning) while they are at most
+    `max_ragged_share` of the rows, and refused beyond that.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TableReadError(
+            f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
+            "Remove unused columns or rows, or split the file.",
+            "too_large",
+        )
+    if not data.strip():
+        raise TableReadError("The file is empty.", "empty_file")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode text" export is UTF-16; re-encode once so every later step sees UTF-8.
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as error:
+            message = "The file claims to be UTF-16 text but could not be decoded."
+            raise TableReadError(message, "not_a_table") from error
+        source_encoding: str | None = "utf-16"
+    else:
+        source_encoding = None
+
+    kind = _sniff_format(data, filename)
+    if kind == "xlsx":
+        return _read_excel(data, sheet)
+    warnings = []
+    if sheet not in (None, 0, ""):
+        warnings.append("A sheet was chosen, but this file is not an Excel workbook; the choice was ignored.")
+    if kind == "json":
+        result = _read_json(data)
+    else:
+        result = _read_delimited(data, max_ragged_share=max_ragged_share)
+    if source_encoding:
+        result.encoding = source_encoding
+    result.warnings[:0] = warnings
+    return result
+
+
+# --- type detection -----------------------------------------------------------------------
+
+
+def _sniff_format(data: bytes, filename: str) -> str:
+    head = data[:8]
+    shown = f" ({filename})" if filename else ""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        try:
+            names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+        except (zipfile.BadZipFile, OSError) as error:
+            raise TableReadError(
+                f"The file{shown} is a damaged ZIP archive, not a table. Upload a CSV, .xlsx or JSON file.",
+                "unsupported_type",
+            ) from error
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        if "word/document.xml" in names:
+            what = "a Word document"
+        elif "content.xml" in names:
+            what = "an OpenDocument file"
+        else:
+            what = "a ZIP archive"
+        raise TableReadError(
+            f"The file{shown} is {what}, not a table. Upload a CSV, Excel (.xlsx) or JSON file.", "unsupported_type"
+        )
+    for magic, what in (
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) or other legacy Office file"),
+        (b"%PDF", "a PDF document"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"\x1f\x8b", "a gzip archive"),
+        (b"7z\xbc\xaf", "a 7-Zip archive"),
+        (b"Rar!", "a RAR archive"),
+        (b"PAR1", "a Parquet file"),
+        (b"DICM", "a DICOM image"),
+    ):
+        if head.startswith(magic):
+            advice = " Open it in Excel and save it as .xlsx or CSV." if "Excel" in what else ""
+            raise TableReadError(
+                f"The file{shown} is {what}, not a supported table.{advice} Upload a CSV, Excel (.xlsx) or JSON file.",
+                "unsupported_type",
+            )
+    sample = data[:_SAMPLE_BYTES]
+    if b"\x00" in sample or len(sample.translate(None, _TEXT_BYTES)) > 0.01 * len(sample):
+        raise TableReadError(
+            f"The file{shown} contains binary data and is not a readable table. "
+            "Upload a CSV, Excel (.xlsx) or JSON file.",
+            "not_a_table",
+        )
+    first = data.lstrip(codecs.BOM_UTF8).lstrip()[:1]
+    if first in (b"[", b"{"):
+        return "json"
+    return "text"
+
+
+def _detect_encoding(data: bytes) -> str:
+    """UTF-8 (with or without BOM) when the bytes are valid UTF-8, else Windows-1252, else Latin-1.
+
+    A strict UTF-8 check is reliable (Latin-1 accents are almost never valid UTF-8) and
+    predictable, unlike statistical detectors on short files.
+    """
+    bom = data.startswith(codecs.BOM_UTF8)
+    if data.isascii():
+        return "utf-8"
+    for encoding in ("utf-8", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        try:
+            # Chunked, so validating a 200 MB upload never holds a second copy as str.
+            for start in range(0, len(data), _CHUNK_BYTES):
+                decoder.decode(data[start : start + _CHUNK_BYTES], final=start + _CHUNK_BYTES >= len(data))
+        except UnicodeDecodeError:
+            continue
+        if encoding == "utf-8" and bom:
+            return "utf-8-sig"
+        return encoding
+    return "latin-1"
+
+
+def _decode_sample(data: bytes, encoding: str) -> str:
+    sample = data[:_SAMPLE_BYTES]
+    text = sample.decode(encoding, errors="ignore")
+    if encoding == "utf-8" and text.startswith("\ufeff"):
+        text = text[1:]
+    if len(sample) < len(data):
+        # Drop the last, probably cut, line.
+        cut = text.rfind("\n")
+        if cut > 0:
+            text = text[: cut + 1]
+    return text
+
+
+# --- delimited text -----------------------------------------------------------------------
+
+
+def _sniff_records(text: str, delimiter: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    records = []
+    try:
+        for record in reader:
+            if not record or all(not value.strip() for value in record) and len(record) <= 1:
+                continue
+            records.append(record)
+            if len(records) >= _MAX_SNIFF_RECORDS:
+                break
+    except csv.Error:
+        return records
+    return records
+
+
+def _choose_delimiter(text: str) -> tuple[str, list[list[str]]]:
+    """Pick the delimiter whose header width most rows of the sample share.
+
+    The header takes part in the vote: with `;` as delimiter and `,` as decimal separator
+    ("1,5;2,3"), the data rows are consistent for both, but only `;` splits the header.
+    """
+    best: tuple[float, int] = (-1.0, 0)
+    chosen, chosen_records = ",", []
+    for delimiter in DELIMITERS:
+        records = _sniff_records(text, delimiter)
+        if not records:
+            continue
+        width = len(records[0])
+        if width < 2:
+            score: tuple[float, int] = (0.0, width)
+        else:
+            consistent = sum(len(record) == width for record in records) / len(records)
+            score = (consistent, width)
+        if score > best:
+            best, chosen, chosen_records = score, delimiter, records
+    return chosen, chosen_records
+
+
+def _header_names(raw: list[object]) -> list[str]:
+    names = []
+    for position, value in enumerate(raw, start=1):
+        text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+        names.append(text or f"column_{position}")
+    return names
+
+
+def _check_duplicates(names: list[str]) -> None:
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for name in names:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    if duplicates:
+        listed = ", ".join(f'"{name}"' for name in duplicates[:10])
+        raise TableReadError(
+            f"Column names must be unique; these appear more than once: {listed}. Rename them and upload again.",
+            "duplicate_columns",
+        )
+
+
+def _check_width(names: list[str], delimiter: str | None = None) -> None:
+    if len(names) < 2:
+        hint = (
+            " If the file has several columns, check that they are separated by a comma, semicolon, tab or pipe."
+            if delimiter is not None
+            else ""
+        )
+        raise TableReadError(
+            "The file has only one column; a dataset needs at least one predictor and a target." + hint,
+            "single_column",
+        )
+
+
+def _ragged_lines_fast(data: bytes, delimiter: str, width: int) -> tuple[list[int], int]:
+    """0-based line numbers whose field count differs from `width`, and the number of non-blank lines.
+
+    Valid only when the file has no quote characters (so every delimiter separates fields
+    and every newline ends a record). Vectorised over 32 MB chunks to keep memory flat.
+    """
+    array = np.frombuffer(data, dtype=np.uint8)
+    delimiter_byte = ord(delimiter)
+    bad: list[int] = []
+    n_nonblank = 0
+    line_offset = 0
+    position = 0
+    size = len(array)
+    while position < size:
+        end = min(size, position + _CHUNK_BYTES)
+        if end < size:
+            # Extend to the end of the line, so no line straddles two chunks.
+            newline = data.find(b"\n", end - 1)
+            end = size if newline == -1 else newline + 1
+        chunk = array[position:end]
+        starts = np.concatenate(([0], np.flatnonzero(chunk == 10) + 1))
+        if starts[-1] == len(chunk):
+            starts = starts[:-1]
+        ends = np.append(starts[1:], len(chunk))
+        counts = np.add.reduceat((chunk == delimiter_byte).view(np.uint8), starts, dtype=np.int64)
+        content_end = ends - (chunk[ends - 1] == 10)
+        has_cr = (content_end > starts) & (chunk[np.maximum(content_end - 1, 0)] == 13)
+        blank = (content_end - has_cr - starts) <= 0
+        n_nonblank += int((~blank).sum())
+        wrong = np.flatnonzero((counts + 1 != width) & ~blank)
+        bad.extend((wrong + line_offset).tolist())
+        line_offset += len(starts)
+        position = end
+    return bad, n_nonblank
+
+
+def _ragged_records_slow(text_stream: io.TextIOBase, delimiter: str, width: int) -> tuple[list[int], list[list[str]]]:
+    """Quote-aware fallback: the indices of ragged records and the good records themselves."""
+    bad: list[int] = []
+    good: list[list[str]] = []
+    reader = csv.reader(text_stream, delimiter=delimiter)
+    for record in reader:
+        if not record or (len(record) == 1 and not record[0].strip()):
+            continue
+        if len(record) != width:
+            bad.append(reader.line_num)
+            continue
+        good.append(record)
+    return bad, good
+
+
+def _detect_decimal_comma(records: list[list[str]]) -> bool:
+    comma_number = re.compile(r"^-?\d+,\d+$")
+    dot_number = re.compile(r"^-?\d+\.\d+$")
+    commas = dots = 0
+    for record in records[1:]:
+        for value in record:
+            value = value.strip()
+            if comma_number.match(value):
+                commas += 1
+            elif dot_number.match(value):
+                dots += 1
+    return commas > 0 and dots == 0
+
+
+def _ragged_error(line_numbers: list[int], n_rows: int, max_share: float) -> TableReadError:
+    shown = ", ".join(str(number) for number in line_numbers[:_MAX_LINES_NAMED])
+    more = f" and {len(line_numbers) - _MAX_LINES_NAMED} more" if len(line_numbers) > _MAX_LINES_NAMED else ""
+    return TableReadError(
+        f"{len(line_numbers)} of {n_rows} rows have a different number of fields than the header "
+        f"(lines {shown}{more}); at most {max_share:.0%} can be skipped. "
+        "Check for extra delimiters or unquoted commas in those lines.",
+        "ragged_rows",
+    )
+
+
+def _read_delimited(data: bytes, *, max_ragged_share: float) -> ReadResult:
+    encoding = _detect_encoding(data)
+    text = _decode_sample(data, encoding)
+    delimiter, records = _choose_delimiter(text)
+    if not records:
+        raise TableReadError("The file is empty.", "empty_file")
+    names = _header_names(records[0])
+    if len(records) == 1 and len(data) <= _SAMPLE_BYTES:
+        raise TableReadError("The file has a header row but no data rows.", "header_only")
+    _check_width(names, delimiter)
+    _check_duplicates(names)
+    width = len(names)
+    decimal = "," if delimiter == ";" and _detect_decimal_comma(records) else "."
+
+    warnings: list[str] = []
+    options = {
+        "sep": delimiter,
+        "header": 0,
+        "na_values": list(MISSING_MARKERS),
+        "keep_default_na": True,
+        "skipinitialspace": True,
+        "decimal": decimal,
+        "engine": "c",
+        # One pass over each column, so a column never ends up half int, half str.
+        "low_memory": False,
+    }
+    n_ragged = 0
+    if b'"' not in data:
+        bad, n_nonblank = _ragged_lines_fast(data, delimiter, width)
+        n_rows = max(n_nonblank - 1, 0)
+        if bad:
+            if len(bad) > max_ragged_share * max(n_rows, 1):
+                raise _ragged_error([line + 1 for line in bad], n_rows, max_ragged_share)
+            n_ragged = len(bad)
+            warnings.append(_ragged_warning([line + 1 for line in bad]))
+        frame = _pandas_read(io.BytesIO(data), encoding=encoding, skiprows=bad or None, **options)
+    else:
+        stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+        bad, good = _ragged_records_slow(stream, delimiter, width)
+        n_rows = max(len(good) - 1, 0)
+        if bad:
+            if len(bad) > max_ragged_share * max(n_rows + len(bad), 1):
+                raise _ragged_error(bad, n_rows + len(bad), max_ragged_share)
+            n_ragged = len(bad)
+            warnings.append(_ragged_warning(bad))
+            # Rare path (quoted file with broken rows): re-serialise the good records for the C parser.
+            buffer = io.StringIO()
+            csv.writer(buffer, delimiter=delimiter).writerows(good)
+            frame = _pandas_read(io.StringIO(buffer.getvalue()), encoding=None, skiprows=None, **options)
+        else:
+            frame = _pandas_read(io.BytesIO(data), encoding=encoding, skiprows=None, **options)
+    frame.columns = names
+    if decimal == "," and any(pd.api.types.is_float_dtype(dtype) for dtype in frame.dtypes):
+        warnings.append("Numbers use a decimal comma (e.g. 1,5); they were read as numbers.")
+    frame = _finish(frame, warnings)
+    return ReadResult(
+        frame=frame,
+        format="csv",
+        encoding=encoding,
+        delimiter=delimiter,
+        warnings=warnings,
+        n_ragged_rows=n_ragged,
+    )
+
+
+def _ragged_warning(line_numbers: list[int]) -> str:
+    shown = ", ".join(str(number) for number in line_numbers[:_MAX_LINES_NAMED])
+    more = " …" if len(line_numbers) > _MAX_LINES_NAMED else ""
+    plural = "row" if len(line_numbers) == 1 else "rows"
+    return f"Skipped {len(line_numbers)} {plural} with the wrong number of fields (line {shown}{more})."
+
+
+def _pandas_read(source, *, encoding: str | None, skiprows, **options) -> pd.DataFrame:
+    try:
+        return pd.read_csv(source, encoding=encoding, skiprows=skiprows, **options)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        raise TableReadError(
+            f"The file could not be read as a table: {error}. Check that it is a CSV with one header row.",
+            "not_a_table",
+        ) from error
+
+
+# --- Excel -------------------------------------------------------------------------------
+
+
+def _read_excel(data: bytes, sheet: str | int | None) -> ReadResult:
+    try:
+        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
+    except Exception as error:  # openpyxl raises many types for damaged or encrypted workbooks
+        raise TableReadError(
+            "The Excel file could not be opened; it may be damaged or password-protected. "
+            "Save it again as .xlsx without a password.",
+            "not_a_table",
+        ) from error
+    with book:
+        sheet_names = [str(name) for name in book.sheet_names]
+        chosen = _resolve_sheet(sheet, sheet_names)
+        raw = pd.read_excel(book, sheet_name=chosen, header=None, na_values=list(MISSING_MARKERS), keep_default_na=True)
+    raw = raw.dropna(how="all").dropna(axis=1, how="all")
+    if raw.empty:
+        raise TableReadError(f'The sheet "{chosen}" has no data.', "excel_no_data")
+    names = _header_names(list(raw.iloc[0]))
+    _check_duplicates(names)
+    _check_width(names)
+    body = raw.iloc[1:]
+    if body.empty:
+        raise TableReadError(f'The sheet "{chosen}" has a header row but no data rows.', "excel_no_data")
+    body = body.set_axis(names, axis=1).reset_index(drop=True).infer_objects()
+    warnings: list[str] = []
+    frame = _finish(body, warnings)
+    return ReadResult(frame=frame, format="xlsx", sheet_names=sheet_names, sheet=chosen, warnings=warnings)
+
+
+def _resolve_sheet(sheet: str | int | None, sheet_names: list[str]) -> str:
+    listed = ", ".join(f'"{name}"' for name in sheet_names)
+    if sheet is None or sheet == "":
+        return sheet_names[0]
+    if isinstance(sheet, int) and not isinstance(sheet, bool):
+        if 0 <= sheet < len(sheet_names):
+            return sheet_names[sheet]
+        raise TableReadError(
+            f"The workbook has {len(sheet_names)} sheet(s); there is no sheet number {sheet + 1}. Sheets: {listed}.",
+            "bad_sheet",
+        )
+    if str(sheet) in sheet_names:
+        return str(sheet)
+    raise TableReadError(f'The workbook has no sheet named "{sheet}". Sheets: {listed}.', "bad_sheet")
+
+
+# --- JSON --------------------------------------------------------------------------------
+
+
+def _read_json(data: bytes) -> ReadResult:
+    encoding = _detect_encoding(data)
+    text = data.decode(encoding)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TableReadError(
+            f"The file looks like JSON but is not valid (line {error.lineno}, column {error.colno}).", "not_a_table"
+        ) from error
+    del text
+    frame, shape = _json_frame(document)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object and values.map(lambda value: isinstance(value, dict | list)).any():
+            raise TableReadError(
+                f'Column "{column}" holds nested objects or lists; upload a flat table (one value per cell).',
+                "not_a_table",
+            )
+    frame = frame.set_axis(_header_names(list(frame.columns)), axis=1)
+    _check_duplicates(list(frame.columns))
+    _check_width(list(frame.columns))
+    if frame.empty:
+        raise TableReadError("The JSON has column names but no rows.", "header_only")
+    frame = _blank_markers(frame).reset_index(drop=True)
+    warnings: list[str] = []
+    frame = _finish(frame, warnings)
+    if shape == "split":
+        warnings.append('Read the JSON "split" layout (columns + data).')
+    return ReadResult(frame=frame, format="json", encoding=encoding, warnings=warnings)
+
+
+def _json_frame(document: object) -> tuple[pd.DataFrame, str]:
+    not_table = TableReadError(
+        'The JSON is not a table. Use a list of records ([{"age": 61, ...}, ...]) '
+        'or an object of columns ({"age": [61, ...], ...}).',
+        "not_a_table",
+    )
+    if isinstance(document, list):
+        if not document:
+            raise TableReadError("The file holds an empty JSON list.", "empty_file")
+        if all(isinstance(row, dict) for row in document):
+            return pd.DataFrame.from_records(document), "records"
+        if all(isinstance(row, list) for row in document):
+            header, *rows = document
+            if not rows:
+                raise TableReadError("The JSON has a header row but no data rows.", "header_only")
+            widths = {len(row) for row in rows}
+            if widths != {len(header)}:
+                raise TableReadError("The JSON rows do not all have as many values as the header.", "ragged_rows")
+            return pd.DataFrame(rows, columns=[str(name) for name in header]), "rows"
+        raise not_table
+    if isinstance(document, dict):
+        if not document:
+            raise TableReadError("The file holds an empty JSON object.", "empty_file")
+        if set(document) == {"columns", "data"} and isinstance(document["data"], list):
+            return pd.DataFrame(document["data"], columns=document["columns"]), "split"
+        values = list(document.values())
+        if all(isinstance(column, list) for column in values):
+            lengths = {len(column) for column in values}
+            if len(lengths) > 1:
+                raise TableReadError(
+                    "The JSON columns have different lengths; every column needs one value per row.", "ragged_rows"
+                )
+            return pd.DataFrame(document), "columns"
+        if all(isinstance(column, dict) for column in values):
+            return pd.DataFrame(document), "columns"
+        raise not_table
+    raise not_table
+
+
+def _blank_markers(frame: pd.DataFrame) -> pd.DataFrame:
+    markers = set(MISSING_MARKERS)
+    changed = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
+            stripped = values.map(lambda value: value.strip() if isinstance(value, str) else value)
+            is_marker = stripped.map(lambda value: isinstance(value, str) and value in markers)
+            if is_marker.any():
+                changed[column] = values.mask(is_marker.astype(bool))
+    if changed:
+        frame = frame.assign(**changed)
+    return frame.infer_objects()
+
+
+# --- shared ------------------------------------------------------------------------------
+
+
+def _finish(frame: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """Drop generated columns that hold nothing (a trailing delimiter) and refuse an empty table."""
+    empty_generated = [
+        name for name in frame.columns if re.fullmatch(r"column_\d+", str(name)) and frame[name].isna().all()
+    ]
+    if empty_generated:
+        frame = frame.drop(columns=empty_generated)
+        warnings.append(f"Dropped {len(empty_generated)} unnamed empty column(s), e.g. from a trailing delimiter.")
+    _check_width(list(frame.columns))
+    if len(frame) == 0:
+        raise TableReadError("The file has a header row but no data rows.", "header_only")
+    return frame
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast object columns that mix types (e.g. numbers and words from Excel) to strings, keeping missing values."""
+    changed = {}
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
+        if inferred in {"string", "empty", "boolean", "integer", "floating", "bytes", "date", "datetime"}:
+            continue
+        changed[column] = values.map(lambda value: value if pd.isna(value) else str(value)).astype("str")
+    return frame.assign(**changed) if changed else frame
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write the parsed table as Parquet (the fast columnar copy kept beside the original bytes)."""
+    safe = _parquet_safe(frame)
+    safe.columns = [str(name) for name in safe.columns]
+    safe.to_parquet(path, engine="pyarrow", index=False)
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a table written by `write_parquet`."""
+    return pd.read_parquet(path, engine="pyarrow")
