@@ -1,0 +1,126 @@
+"""Reads of the tabular app. Every query is filtered by owner: another user's object is simply not found."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+from django.db.models import QuerySet
+from django.http import Http404
+
+from modelhub.storage import resolve_media_path
+
+from .models import CleaningPlan, Dataset
+
+PREVIEW_ROWS_PER_PAGE = 50
+HISTOGRAM_BINS = 20
+
+
+def dataset_list_for_user(*, user) -> QuerySet[Dataset]:
+    return Dataset.objects.filter(owner=user).order_by("-created_at", "-id")
+
+
+def dataset_get_for_user(*, user, dataset_id) -> Dataset:
+    dataset = Dataset.objects.filter(owner=user, pk=dataset_id).first() if str(dataset_id).isdigit() else None
+    if dataset is None:
+        raise Http404("No such dataset.")
+    return dataset
+
+
+def cleaning_plan_list_for_dataset(*, user, dataset: Dataset) -> QuerySet[CleaningPlan]:
+    return CleaningPlan.objects.filter(owner=user, dataset=dataset).order_by("-created_at", "-id")
+
+
+def cleaning_plan_get_for_user(*, user, plan_id) -> CleaningPlan:
+    plan = (
+        CleaningPlan.objects.select_related("dataset").filter(owner=user, pk=plan_id).first()
+        if str(plan_id).isdigit()
+        else None
+    )
+    if plan is None:
+        raise Http404("No such cleaning plan.")
+    return plan
+
+
+def _parquet_file(dataset: Dataset) -> pq.ParquetFile:
+    path = resolve_media_path(dataset.parquet_name, owner_id=dataset.owner_id)
+    if path is None or not path.exists():
+        raise Http404("The stored copy of this dataset is missing.")
+    return pq.ParquetFile(path)
+
+
+@dataclass(frozen=True)
+class PreviewPage:
+    """One page of a dataset's rows, as display strings."""
+
+    number: int
+    n_pages: int
+    first_row: int
+    columns: list[str]
+    rows: list[list[str]]
+
+    @property
+    def last_row(self) -> int:
+        return self.first_row + len(self.rows) - 1
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.n_pages
+
+
+def _display(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def dataset_preview(*, dataset: Dataset, page: int = 1, per_page: int = PREVIEW_ROWS_PER_PAGE) -> PreviewPage:
+    """Rows of one page, read from only the parquet row groups that hold them (large files stay cheap)."""
+    parquet = _parquet_file(dataset)
+    n_rows = parquet.metadata.num_rows
+    n_pages = max(1, math.ceil(n_rows / per_page))
+    page = min(max(1, page), n_pages)
+    start, stop = (page - 1) * per_page, min(page * per_page, n_rows)
+    groups, offset, group_start = [], 0, None
+    for index in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(index).num_rows
+        if offset + size > start and offset < stop:
+            groups.append(index)
+            group_start = offset if group_start is None else group_start
+        offset += size
+    rows: list[list[str]] = []
+    columns = [str(name) for name in parquet.schema_arrow.names]
+    if groups:
+        table = parquet.read_row_groups(groups).slice(start - group_start, stop - start)
+        # Index columns pandas stored (e.g. "__index_level_0__") are not the user's data.
+        names = [name for name in table.column_names if not name.startswith("__index_level_")]
+        columns = names
+        data = table.select(names).to_pydict()
+        rows = [[_display(data[name][i]) for name in names] for i in range(table.num_rows)]
+    return PreviewPage(number=page, n_pages=n_pages, first_row=start + 1, columns=columns, rows=rows)
+
+
+def dataset_histograms(*, dataset: Dataset, columns: list[str], bins: int = HISTOGRAM_BINS) -> dict[str, dict]:
+    """Bin edges and counts per numeric column, computed here so the page receives numbers, not rows."""
+    if not columns:
+        return {}
+    parquet = _parquet_file(dataset)
+    present = [name for name in columns if name in parquet.schema_arrow.names]
+    table = parquet.read(columns=present)
+    histograms = {}
+    for name in present:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        try:
+            values = np.asarray(values, dtype="float64")
+        except (TypeError, ValueError):
+            continue
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            continue
+        counts, edges = np.histogram(values, bins=min(bins, max(1, np.unique(values).size)))
+        histograms[name] = {"edges": [float(edge) for edge in edges], "counts": [int(count) for count in counts]}
+    return histograms
