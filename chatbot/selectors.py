@@ -1,0 +1,132 @@
+"""Chatbot reads: a user's conversations and messages, the knowledge base as staff see it, analytics."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from django.db.models import Count, Q, Sum
+
+from deepmed.exceptions import NotFound
+
+from .models import Conversation, Feedback, KnowledgeChunk, KnowledgeDocument, Message
+from .vectorstore import knowledge_base_alias
+
+TOP_UNANSWERED = 10
+
+
+def conversation_list_for_user(*, user):
+    return Conversation.objects.filter(owner=user).annotate(n_messages=Count("messages")).order_by("-started_at", "-id")
+
+
+def conversation_get_for_user(*, user, conversation_id) -> Conversation:
+    """The user's own conversation; anyone else's (or a malformed id) is "not found", never "forbidden"."""
+    try:
+        return Conversation.objects.get(owner=user, pk=int(conversation_id))
+    except (Conversation.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("No conversation with this id belongs to you.", code="conversation_not_found") from exc
+
+
+def message_get_for_user(*, user, message_id) -> Message:
+    try:
+        return Message.objects.select_related("conversation").get(conversation__owner=user, pk=int(message_id))
+    except (Message.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("No message with this id belongs to you.", code="message_not_found") from exc
+
+
+def message_list(*, conversation: Conversation):
+    return conversation.messages.prefetch_related("feedback").order_by("created_at", "id")
+
+
+def knowledge_document_list():
+    return KnowledgeDocument.objects.using(knowledge_base_alias()).order_by("-updated_at", "-id")
+
+
+def knowledge_document_get(*, document_id) -> KnowledgeDocument:
+    try:
+        return KnowledgeDocument.objects.using(knowledge_base_alias()).get(pk=int(document_id))
+    except (KnowledgeDocument.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("No knowledge-base document with this id.", code="document_not_found") from exc
+
+
+def knowledge_base_counts() -> dict:
+    alias = knowledge_base_alias()
+    by_status = dict(
+        KnowledgeDocument.objects.using(alias).values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    return {
+        "documents": sum(by_status.values()),
+        "chunks": KnowledgeChunk.objects.using(alias).count(),
+        "by_status": by_status,
+        "by_source": dict(
+            KnowledgeDocument.objects.using(alias)
+            .values_list("source")
+            .annotate(n=Count("id"))
+            .values_list("source", "n")
+        ),
+        "ingesting": KnowledgeDocument.objects.using(alias)
+        .filter(status__in=[KnowledgeDocument.Status.QUEUED, KnowledgeDocument.Status.INGESTING])
+        .count(),
+        "total_chunks_recorded": KnowledgeDocument.objects.using(alias).aggregate(n=Sum("n_chunks"))["n"] or 0,
+    }
+
+
+def feedback_list_for_staff():
+    """Every rating, thumbs-down first, newest first within each."""
+    return Feedback.objects.select_related("message", "message__conversation", "user").order_by("rating", "-created_at")
+
+
+def _percentile(values: list[int], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 1) if values else None
+
+
+def chat_analytics(*, conversations, messages, feedback) -> dict:
+    """Conversations, messages, feedback ratio, latency p50/p95 and the top unanswered questions of these rows."""
+    latencies = list(
+        messages.filter(role=Message.Role.ASSISTANT, latency_ms__isnull=False).values_list("latency_ms", flat=True)
+    )
+    ratings = feedback.aggregate(up=Count("id", filter=Q(rating=1)), down=Count("id", filter=Q(rating=-1)))
+    rated = ratings["up"] + ratings["down"]
+    # A question is unanswered when the answer right after it said "nothing relevant".
+    unanswered_ids = messages.filter(role=Message.Role.ASSISTANT, no_answer=True).values_list("conversation_id", "id")
+    questions = Counter()
+    for conversation_id, answer_id in unanswered_ids:
+        question = (
+            Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER, id__lt=answer_id)
+            .order_by("-id")
+            .values_list("text", flat=True)
+            .first()
+        )
+        if question:
+            questions[" ".join(question.lower().split())] += 1
+    return {
+        "conversations": conversations.count(),
+        "messages": messages.count(),
+        "questions": messages.filter(role=Message.Role.USER).count(),
+        "answers": len(latencies),
+        "refused": messages.filter(refused=True).count(),
+        "no_answer": messages.filter(no_answer=True).count(),
+        "feedback": {
+            "up": ratings["up"],
+            "down": ratings["down"],
+            "ratio": round(ratings["up"] / rated, 3) if rated else None,
+        },
+        "latency_ms": {"p50": _percentile(latencies, 50), "p95": _percentile(latencies, 95)},
+        "top_unanswered": [{"question": text, "count": count} for text, count in questions.most_common(TOP_UNANSWERED)],
+    }
+
+
+def chat_analytics_for_user(*, user) -> dict:
+    return chat_analytics(
+        conversations=Conversation.objects.filter(owner=user),
+        messages=Message.objects.filter(conversation__owner=user),
+        feedback=Feedback.objects.filter(user=user),
+    )
+
+
+def chat_analytics_platform() -> dict:
+    result = chat_analytics(
+        conversations=Conversation.objects.all(), messages=Message.objects.all(), feedback=Feedback.objects.all()
+    )
+    result["users"] = Conversation.objects.values("owner").distinct().count()
+    return result

@@ -1,0 +1,765 @@
+"""Chatbot writes: knowledge-base ingestion, answering questions, conversations, feedback, preferences, import.
+
+The RAG pieces that need no Django (chunking, embedding, BM25, fusion, safety, generators) live in chatbot/rag/;
+this module wires them to the database and to the settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deepmed.exceptions import ApplicationError, NotFound
+
+from .models import (
+    ChatPreference,
+    Conversation,
+    Feedback,
+    KnowledgeChunk,
+    KnowledgeDocument,
+    LexicalPosting,
+    Message,
+)
+from .vectorstore import NumpyStore, get_vector_store, knowledge_base_alias, vector_to_bytes
+
+logger = logging.getLogger(__name__)
+
+EMBED_BATCH_SIZE = 64
+# Documents written per transaction by the bulk loader: big enough to be fast, small enough to keep locks short.
+WRITE_BATCH_DOCUMENTS = 200
+POSTING_BATCH_SIZE = 2000
+MAX_TERM_CHARS = 64
+EXCERPT_CHARS = 400
+# Candidates each retriever contributes to the fusion; the answer keeps CHAT_TOP_K of them.
+CANDIDATES_PER_RETRIEVER = 40
+
+NOTHING_RELEVANT = (
+    "I could not find anything relevant to this question in the DeepMed knowledge base, so I will not guess. "
+    "Try rephrasing it, or ask about using DeepMed, an ICD-10-CM code or a clinical feature (HPO term)."
+)
+
+
+# --- embedding model (one per process) ------------------------------------------------------------------------------
+
+
+def embedder_get():
+    """The process-wide sentence-transformers embedder from EMBEDDING_MODEL_PATH (or the packaged MiniLM)."""
+    from .rag.embedding import get_embedder
+
+    return get_embedder(settings.EMBEDDING_MODEL_PATH or None)
+
+
+def content_sha256(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+# --- knowledge base: documents ------------------------------------------------------------------------------------
+
+
+def _document_text(content: str, fmt: str) -> tuple[str, str]:
+    """(text, chunker format): HTML becomes Markdown-like text first, so its headings still split chunks."""
+    from .rag.chunking import html_to_text
+
+    if fmt == KnowledgeDocument.Format.HTML:
+        return html_to_text(content), "markdown"
+    return content, fmt
+
+
+def document_text_from_upload(*, data: bytes, filename: str) -> tuple[str, str]:
+    """(content, format) of an uploaded file, judged from its bytes (a PDF signature) and then its text."""
+    from .rag.chunking import DocumentParseError, pdf_to_text
+
+    max_bytes = settings.CHAT_MAX_DOCUMENT_MB * 1024 * 1024
+    if len(data) > max_bytes:
+        raise ApplicationError(
+            f"The file is larger than {settings.CHAT_MAX_DOCUMENT_MB} MB (CHAT_MAX_DOCUMENT_MB): split it or "
+            "upload a shorter version.",
+            code="file_too_large",
+        )
+    if data.startswith(b"%PDF-"):
+        try:
+            return pdf_to_text(data), KnowledgeDocument.Format.TEXT
+        except DocumentParseError as exc:
+            raise ApplicationError(str(exc), code="unreadable_pdf") from exc
+    if b"\x00" in data[:4096]:
+        raise ApplicationError(
+            "The file is neither text (Markdown, HTML, plain text) nor a PDF: upload one of those.",
+            code="unsupported_file",
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApplicationError(
+            "The file is not UTF-8 text: save it as UTF-8 and upload it again.", code="encoding"
+        ) from exc
+    lowered = text.lstrip()[:2000].lower()
+    name = filename.lower()
+    if name.endswith((".html", ".htm")) or lowered.startswith(("<!doctype html", "<html")):
+        return text, KnowledgeDocument.Format.HTML
+    if name.endswith((".md", ".markdown")):
+        return text, KnowledgeDocument.Format.MARKDOWN
+    return text, KnowledgeDocument.Format.TEXT
+
+
+def knowledge_document_create(
+    *,
+    user,
+    title: str,
+    content: str,
+    fmt: str,
+    source: str = "Uploaded",
+    licence: str = "",
+    version: str = "",
+    language: str = "en",
+    code: str = "",
+    group=None,
+) -> KnowledgeDocument:
+    """A staff-added document, queued for ingestion on the chatbot queue once the row is committed."""
+    from . import tasks
+
+    if not content.strip():
+        raise ApplicationError("The document is empty: paste some text or choose a file.", code="empty_document")
+    alias = knowledge_base_alias()
+    with transaction.atomic(using=alias):
+        document = KnowledgeDocument.objects.using(alias).create(
+            key=f"pending:{timezone.now().timestamp()}:{threading.get_ident()}",
+            title=title.strip()[:300],
+            source=source.strip()[:200] or "Uploaded",
+            code=code.strip()[:100],
+            version=version.strip()[:100],
+            licence=licence.strip()[:200],
+            language=language.strip()[:16] or "en",
+            format=fmt,
+            content=content,
+            content_sha256=content_sha256(content),
+            group_id=group.pk if group is not None else None,
+            created_by_id=user.pk if user is not None else None,
+        )
+        # The key needs the primary key, which exists only after the insert.
+        document.key = f"upload:{document.pk}"
+        document.save(using=alias, update_fields=["key"])
+        transaction.on_commit(lambda: tasks.knowledge_document_ingest.delay(document.pk), using=alias)
+    return document
+
+
+def knowledge_document_update_content(*, document: KnowledgeDocument, content: str, fmt: str) -> KnowledgeDocument:
+    """New text for a document: re-ingested (its chunks replaced atomically) when the text really changed."""
+    from . import tasks
+
+    digest = content_sha256(content)
+    if digest == document.content_sha256 and document.status == KnowledgeDocument.Status.READY:
+        return document
+    alias = knowledge_base_alias()
+    with transaction.atomic(using=alias):
+        document.content = content
+        document.format = fmt
+        document.content_sha256 = digest
+        document.status = KnowledgeDocument.Status.QUEUED
+        document.progress = 0.0
+        document.error = ""
+        document.save(using=alias)
+        transaction.on_commit(lambda: tasks.knowledge_document_ingest.delay(document.pk), using=alias)
+    return document
+
+
+def knowledge_document_delete(*, document: KnowledgeDocument) -> None:
+    """Removes the document, its chunks and their postings (cascade) in one transaction."""
+    alias = knowledge_base_alias()
+    with transaction.atomic(using=alias):
+        KnowledgeChunk.objects.using(alias).filter(document_id=document.pk).delete()
+        document.delete(using=alias)
+    NumpyStore.invalidate()
+
+
+@dataclass
+class _Pending:
+    """A document being indexed: its chunks and, once embedded, their vectors."""
+
+    document: KnowledgeDocument
+    chunks: list = field(default_factory=list)
+    vectors: np.ndarray | None = None
+
+
+def _chunks_for(document: KnowledgeDocument) -> list:
+    from .rag.chunking import chunk_text
+
+    text, fmt = _document_text(document.content, document.format)
+    return chunk_text(
+        text,
+        title=document.title,
+        source=document.source,
+        code=document.code or None,
+        doc_key=document.key,
+        max_chars=settings.CHAT_CHUNK_CHARS,
+        overlap_chars=settings.CHAT_CHUNK_OVERLAP,
+        fmt=fmt,
+        metadata={"version": document.version, "licence": document.licence} if document.version else None,
+    )
+
+
+def _embed(texts: Sequence[str], *, embedder, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Embeddings in batches, reporting the number done after each batch (progress bars, logs)."""
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH_SIZE):
+        parts.append(np.asarray(embedder.encode(list(texts[start : start + EMBED_BATCH_SIZE])), dtype=np.float32))
+        if on_batch is not None:
+            on_batch(min(start + EMBED_BATCH_SIZE, len(texts)))
+    if not parts:
+        return np.empty((0, embedder.dimension), dtype=np.float32)
+    return np.vstack(parts)
+
+
+def _term_counts(text: str) -> Counter:
+    from .rag.lexical import tokenize
+
+    # Terms are capped to the column width; a truncated term still matches the same truncated query term.
+    return Counter(term[:MAX_TERM_CHARS] for term in tokenize(text))
+
+
+def _write_chunks(pending: Sequence[_Pending], *, alias: str) -> None:
+    """Replaces the chunks of these documents by the new ones; all or nothing (the old chunks stay on failure)."""
+    store = get_vector_store()
+    now = timezone.now()
+    with transaction.atomic(using=alias):
+        KnowledgeChunk.objects.using(alias).filter(document_id__in=[item.document.pk for item in pending]).delete()
+        rows = []
+        term_counts = []
+        for item in pending:
+            for chunk in item.chunks:
+                counts = _term_counts(chunk.search_text)
+                term_counts.append(counts)
+                rows.append(
+                    KnowledgeChunk(
+                        document_id=item.document.pk,
+                        key=chunk.key[:191],
+                        ordinal=chunk.ordinal,
+                        text=chunk.text,
+                        heading=(chunk.heading or "")[:300],
+                        code=(chunk.code or "")[:100],
+                        metadata=chunk.metadata,
+                        n_terms=sum(counts.values()),
+                    )
+                )
+        vectors = [vector for item in pending for vector in item.vectors] if rows else []
+        for row, vector in zip(rows, vectors, strict=True):
+            row.embedding_f32 = vector_to_bytes(vector)
+        KnowledgeChunk.objects.using(alias).bulk_create(rows, batch_size=500)
+        # MariaDB does not hand back the new ids from a bulk insert: read them by key.
+        ids_by_key = dict(
+            KnowledgeChunk.objects.using(alias).filter(key__in=[row.key for row in rows]).values_list("key", "id")
+        )
+        chunk_ids = [ids_by_key[row.key] for row in rows]
+        postings = [
+            LexicalPosting(term=term, chunk_id=chunk_id, tf=tf)
+            for chunk_id, counts in zip(chunk_ids, term_counts, strict=True)
+            for term, tf in counts.items()
+        ]
+        LexicalPosting.objects.using(alias).bulk_create(postings, batch_size=POSTING_BATCH_SIZE)
+        if rows:
+            store.store(chunk_ids, np.vstack(vectors))
+        for item in pending:
+            KnowledgeDocument.objects.using(alias).filter(pk=item.document.pk).update(
+                status=KnowledgeDocument.Status.READY,
+                progress=1.0,
+                error="",
+                n_chunks=len(item.chunks),
+                ingested_at=now,
+                updated_at=now,
+            )
+    NumpyStore.invalidate()
+
+
+def knowledge_document_ingest(*, document_id: int, embedder=None) -> KnowledgeDocument:
+    """Chunk, embed and store one document, recording status and progress on its row.
+
+    A failure is recorded on the row (status failed, the reason in `error`) and leaves the previous chunks in
+    place, so a document that was searchable stays searchable.
+    """
+    alias = knowledge_base_alias()
+    documents = KnowledgeDocument.objects.using(alias)
+    try:
+        document = documents.get(pk=document_id)
+    except KnowledgeDocument.DoesNotExist as exc:
+        raise NotFound("That knowledge-base document no longer exists.") from exc
+    documents.filter(pk=document.pk).update(
+        status=KnowledgeDocument.Status.INGESTING, progress=0.0, error="", updated_at=timezone.now()
+    )
+    try:
+        chunks = _chunks_for(document)
+        if not chunks:
+            raise ApplicationError("The document contains no text to index.", code="empty_document")
+        embedder = embedder or embedder_get()
+
+        def report(done: int) -> None:
+            # Embedding is most of the work; writing the rows is the last 10 %.
+            documents.filter(pk=document.pk).update(progress=round(0.9 * done / len(chunks), 3))
+
+        vectors = _embed([chunk.search_text for chunk in chunks], embedder=embedder, on_batch=report)
+        _write_chunks([_Pending(document, chunks, vectors)], alias=alias)
+    except Exception as exc:
+        logger.exception("ingestion of knowledge document %s failed", document.pk)
+        reason = exc.message if isinstance(exc, ApplicationError) else f"{exc.__class__.__name__}: {exc}"
+        documents.filter(pk=document.pk).update(
+            status=KnowledgeDocument.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
+        )
+    document.refresh_from_db(using=alias)
+    return document
+
+
+@dataclass
+class LoadReport:
+    """What a knowledge-base load did."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+
+def knowledge_base_load(
+    *,
+    sources: Iterable,
+    embedder=None,
+    on_progress: Callable[[str], None] | None = None,
+) -> LoadReport:
+    """Loads source documents (rag.sources.SourceDocument-like) idempotently: unchanged ones (same hash) are skipped.
+
+    Chunks of many documents are embedded together (the model is fastest on full batches) and written in
+    transactions of WRITE_BATCH_DOCUMENTS documents.
+    """
+    started = time.perf_counter()
+    alias = knowledge_base_alias()
+    documents = KnowledgeDocument.objects.using(alias)
+    report = LoadReport()
+    # One document per key: a source listing a key twice would otherwise be indexed twice in one batch.
+    unique: dict[str, object] = {}
+    for source in sources:
+        if source.key in unique:
+            logger.warning("knowledge base: duplicate source key %s skipped", source.key)
+            continue
+        unique[source.key] = source
+    sources = list(unique.values())
+    existing = {
+        key: (pk, digest, status)
+        for key, pk, digest, status in documents.filter(key__in=[source.key for source in sources]).values_list(
+            "key", "id", "content_sha256", "status"
+        )
+    }
+    to_index: list[KnowledgeDocument] = []
+    for source in sources:
+        fmt = getattr(source, "fmt", None) or KnowledgeDocument.Format.MARKDOWN
+        digest = content_sha256(source.text, source.title, source.code or "", source.version or "", fmt)
+        found = existing.get(source.key)
+        if found and found[1] == digest and found[2] == KnowledgeDocument.Status.READY:
+            report.unchanged += 1
+            continue
+        values = {
+            "title": source.title[:300],
+            "source": source.source[:200],
+            "code": (source.code or "")[:100],
+            "version": (source.version or "")[:100],
+            "licence": (source.licence or "")[:200],
+            "language": (source.language or "en")[:16],
+            "url": (source.url or "")[:500],
+            "format": fmt,
+            "content": source.text,
+            "content_sha256": digest,
+            "status": KnowledgeDocument.Status.INGESTING,
+            "progress": 0.0,
+            "error": "",
+        }
+        document, created = documents.update_or_create(key=source.key, defaults=values)
+        report.created += created
+        report.updated += not created
+        to_index.append(document)
+    if not to_index:
+        report.seconds = time.perf_counter() - started
+        return report
+    embedder = embedder or embedder_get()
+    for start in range(0, len(to_index), WRITE_BATCH_DOCUMENTS):
+        batch = [
+            _Pending(document, _chunks_for(document)) for document in to_index[start : start + WRITE_BATCH_DOCUMENTS]
+        ]
+        texts = [chunk.search_text for item in batch for chunk in item.chunks]
+        vectors = _embed(texts, embedder=embedder)
+        offset = 0
+        for item in batch:
+            item.vectors = vectors[offset : offset + len(item.chunks)]
+            offset += len(item.chunks)
+        _write_chunks(batch, alias=alias)
+        report.chunks += len(texts)
+        if on_progress is not None:
+            on_progress(f"{min(start + WRITE_BATCH_DOCUMENTS, len(to_index))}/{len(to_index)} documents indexed")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --- retrieval ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RetrievedPassage:
+    """A chunk retrieved for a question, with its cosine similarity to the question (the `score` users see)."""
+
+    chunk_id: int
+    key: str
+    document_id: int
+    title: str
+    source: str
+    code: str
+    heading: str
+    text: str
+    score: float
+
+
+def reader_group_ids(user) -> list[int]:
+    """The groups whose restricted documents this user may read (documents without a group: everyone)."""
+    if user is None or not user.is_authenticated:
+        return []
+    return list(user.groups.values_list("id", flat=True))
+
+
+def lexical_search(*, query: str, group_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
+    """BM25 over the postings stored at ingestion: (chunk id, score) pairs, best first.
+
+    Document frequencies come from the whole collection (every posting of the query terms); chunks the reader may
+    not see are dropped after scoring, so a restricted document never changes what others see except through idf.
+    """
+    from django.db.models import Avg, Count
+
+    from .rag.lexical import BM25Scorer, tokenize
+
+    alias = knowledge_base_alias()
+    terms = list(dict.fromkeys(term[:MAX_TERM_CHARS] for term in tokenize(query)))
+    if not terms:
+        return []
+    rows = (
+        LexicalPosting.objects.using(alias)
+        .filter(term__in=terms)
+        .values_list("term", "chunk_id", "tf", "chunk__n_terms", "chunk__document__group_id")
+    )
+    postings: dict[str, list[tuple[int, int]]] = {}
+    lengths: dict[int, int] = {}
+    hidden: set[int] = set()
+    allowed = set(group_ids)
+    for term, chunk_id, tf, n_terms, group_id in rows:
+        postings.setdefault(term, []).append((chunk_id, tf))
+        lengths[chunk_id] = n_terms
+        if group_id is not None and group_id not in allowed:
+            hidden.add(chunk_id)
+    if not postings:
+        return []
+    totals = KnowledgeChunk.objects.using(alias).aggregate(n=Count("id"), avg=Avg("n_terms"))
+    ranked = BM25Scorer().score(terms, postings, lengths, totals["n"] or 0, float(totals["avg"] or 1.0))
+    return [(chunk_id, score) for chunk_id, score in ranked if chunk_id not in hidden][:limit]
+
+
+def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=None) -> list[RetrievedPassage]:
+    """Hybrid retrieval: dense (vector store) and BM25 (stored postings), fused by reciprocal rank.
+
+    The relevance floor is compared with the best dense cosine of the question (rag.fusion explains why): below
+    it the list is empty and the caller says it found nothing relevant. `score` is each passage's cosine.
+    """
+    from .rag.fusion import fuse_dense_and_lexical
+
+    top_k = top_k or settings.CHAT_TOP_K
+    group_ids = reader_group_ids(user)
+    store = get_vector_store()
+    embedder = embedder or embedder_get()
+    query_vector = np.asarray(embedder.encode([query]), dtype=np.float32)[0]
+    dense = store.search(query_vector, k=CANDIDATES_PER_RETRIEVER, group_ids=group_ids)
+    lexical = lexical_search(query=query, group_ids=group_ids, limit=CANDIDATES_PER_RETRIEVER)
+    result = fuse_dense_and_lexical(dense, lexical, k=top_k, relevance_floor=settings.CHAT_RELEVANCE_FLOOR)
+    if not result.hits:
+        return []
+    chosen = [hit.id for hit in result.hits]
+    similarity = {hit.id: hit.dense_score for hit in result.hits if hit.dense_score is not None}
+    similarity.update(store.similarities(query_vector, [chunk_id for chunk_id in chosen if chunk_id not in similarity]))
+    alias = knowledge_base_alias()
+    chunks = {
+        chunk.pk: chunk
+        for chunk in KnowledgeChunk.objects.using(alias).select_related("document").filter(pk__in=chosen)
+    }
+    return [
+        RetrievedPassage(
+            chunk_id=chunk_id,
+            key=chunks[chunk_id].key,
+            document_id=chunks[chunk_id].document_id,
+            title=chunks[chunk_id].document.title,
+            source=chunks[chunk_id].document.source,
+            code=chunks[chunk_id].code or chunks[chunk_id].document.code,
+            heading=chunks[chunk_id].heading,
+            text=chunks[chunk_id].text,
+            score=round(similarity.get(chunk_id, 0.0), 4),
+        )
+        for chunk_id in chosen
+        if chunk_id in chunks
+    ]
+
+
+# --- conversations ------------------------------------------------------------------------------------------------
+
+
+def preference_get(*, user) -> ChatPreference:
+    preference, _ = ChatPreference.objects.get_or_create(user=user)
+    return preference
+
+
+def preference_update(*, user, answer_length: str | None = None, backend: str | None = None, show_sources=None):
+    """Saves the user's chat settings; a backend outside CHAT_SELECTABLE_BACKENDS is refused."""
+    preference = preference_get(user=user)
+    if answer_length is not None:
+        preference.answer_length = answer_length
+    if backend is not None:
+        if backend not in settings.CHAT_SELECTABLE_BACKENDS:
+            allowed = ", ".join(settings.CHAT_SELECTABLE_BACKENDS)
+            raise ApplicationError(
+                f"The generator {backend!r} is not offered on this installation; choose one of: {allowed}.",
+                code="backend_not_allowed",
+            )
+        preference.backend = backend
+    if show_sources is not None:
+        preference.show_sources = bool(show_sources)
+    preference.save()
+    return preference
+
+
+def _config_snapshot(preference: ChatPreference) -> dict:
+    from .generation import generator_backend_name
+
+    return {
+        "answer_length": preference.answer_length,
+        "backend": generator_backend_name(preference.backend),
+        "show_sources": preference.show_sources,
+        "top_k": settings.CHAT_TOP_K,
+        "relevance_floor": settings.CHAT_RELEVANCE_FLOOR,
+    }
+
+
+def conversation_start(*, user, title: str = "") -> Conversation:
+    preference = preference_get(user=user)
+    return Conversation.objects.create(owner=user, title=title[:200], config=_config_snapshot(preference))
+
+
+def conversation_end(*, conversation: Conversation) -> Conversation:
+    if conversation.ended_at is None:
+        conversation.ended_at = timezone.now()
+        conversation.save(update_fields=["ended_at"])
+    return conversation
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _history_window(conversation: Conversation) -> list[tuple[str, str]]:
+    """The last CHAT_HISTORY_TURNS question/answer pairs, oldest first, for the generator."""
+    turns = settings.CHAT_HISTORY_TURNS * 2
+    if turns == 0:
+        return []
+    recent = list(conversation.messages.order_by("-created_at", "-id").values_list("role", "text")[:turns])
+    return list(reversed(recent))
+
+
+def message_send(*, user, conversation: Conversation, text: str, embedder=None) -> Message:
+    """Answers a question: masks personal data, refuses unsafe requests, retrieves, generates, stores both turns.
+
+    The user's text is masked before anything is stored or sent to a generator. Refusals and "nothing relevant"
+    answers are fixed texts without sources: the bot does not guess.
+    """
+    from .generation import generator_backend_name, get_generator
+    from .rag.generation import RetrievedChunk
+    from .rag.safety import classify_request, mask_personal_data, refusal_message
+
+    if conversation.ended_at is not None:
+        raise ApplicationError(
+            "This conversation has ended: start a new one to ask another question.",
+            code="conversation_ended",
+            status_code=409,
+        )
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError("Type a question first: the message is empty.", code="empty_message")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise ApplicationError(
+            f"The message is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters: shorten it.",
+            code="message_too_long",
+        )
+    started = time.perf_counter()
+    masked = mask_personal_data(text)
+    history = _history_window(conversation)
+    with transaction.atomic():
+        Message.objects.create(conversation=conversation, role=Message.Role.USER, text=masked)
+        if not conversation.title:
+            conversation.title = _excerpt(masked)[:80]
+            conversation.save(update_fields=["title"])
+    kind = classify_request(masked)
+    answer_fields: dict = {"sources": [], "backend": "", "refused": False, "no_answer": False, "fell_back": False}
+    if kind is not None:
+        answer_fields.update(text=refusal_message(kind), backend="safety", refused=True)
+    else:
+        passages = knowledge_search(user=user, query=masked, embedder=embedder)
+        if not passages:
+            answer_fields.update(text=NOTHING_RELEVANT, backend="retrieval", no_answer=True)
+        else:
+            preference = preference_get(user=user)
+            backend = generator_backend_name(preference.backend)
+            chunks = [
+                RetrievedChunk(
+                    key=passage.key,
+                    text=passage.text,
+                    title=passage.title,
+                    source=passage.source,
+                    code=passage.code,
+                    score=passage.score,
+                )
+                for passage in passages
+            ]
+            answer = get_generator(backend).generate(
+                question=masked, chunks=chunks, history=history, answer_length=preference.answer_length
+            )
+            cited = _cited_passages(answer, passages)
+            answer_fields.update(
+                text=answer.text,
+                backend=answer.backend,
+                fell_back=bool(answer.fell_back),
+                sources=[
+                    {
+                        "document_id": passage.document_id,
+                        "title": passage.title,
+                        "excerpt": _excerpt(passage.text),
+                        "score": passage.score,
+                        "code": passage.code,
+                        "chunk_key": passage.key,
+                    }
+                    for passage in cited
+                ],
+            )
+    latency_ms = int((time.perf_counter() - started) * 1000)
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.ASSISTANT, latency_ms=latency_ms, **answer_fields
+    )
+
+
+def _cited_passages(answer, passages: list[RetrievedPassage]) -> list[RetrievedPassage]:
+    """The sources in citation order: [n] in the answer is sources[n-1]. All passages when the answer lists none."""
+    citations = list(getattr(answer, "citations", None) or [])
+    if not citations:
+        return passages
+    by_key = {passage.key: passage for passage in passages}
+    ordered = []
+    for citation in citations:
+        key = citation if isinstance(citation, str) else getattr(citation, "key", None)
+        if isinstance(citation, int) and 0 <= citation - 1 < len(passages):
+            ordered.append(passages[citation - 1])
+        elif key in by_key:
+            ordered.append(by_key[key])
+    return ordered or passages
+
+
+def feedback_give(*, user, message: Message, rating: int, comment: str = "") -> Feedback:
+    """One rating per user and answer; giving it again replaces it."""
+    if message.role != Message.Role.ASSISTANT:
+        raise ApplicationError("Feedback can only be given on the bot's answers.", code="not_an_answer")
+    if rating not in (1, -1):
+        raise ApplicationError("rating must be 1 (helpful) or -1 (not helpful).", code="invalid_rating")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=message, user=user, defaults={"rating": rating, "comment": (comment or "").strip()[:2000]}
+    )
+    return feedback
+
+
+# --- export and import --------------------------------------------------------------------------------------------
+
+EXPORT_FORMAT = "deepmed.chat"
+EXPORT_VERSION = 1
+
+
+def conversation_export(*, conversation: Conversation) -> dict:
+    """The conversation as plain JSON data: messages with their sources and feedback, and a format version."""
+    messages = conversation.messages.prefetch_related("feedback").order_by("created_at", "id")
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": timezone.now().isoformat(),
+        "conversation": {
+            "id": conversation.pk,
+            "title": conversation.title,
+            "started_at": conversation.started_at.isoformat(),
+            "ended_at": conversation.ended_at.isoformat() if conversation.ended_at else None,
+            "config": conversation.config,
+        },
+        "messages": [
+            {
+                "id": message.pk,
+                "role": message.role,
+                "text": message.text,
+                "sources": message.sources,
+                "backend": message.backend,
+                "latency_ms": message.latency_ms,
+                "refused": message.refused,
+                "no_answer": message.no_answer,
+                "created_at": message.created_at.isoformat(),
+                "feedback": [
+                    {"rating": feedback.rating, "comment": feedback.comment} for feedback in message.feedback.all()
+                ],
+            }
+            for message in messages
+        ],
+    }
+
+
+def conversation_import(*, user, data: dict) -> Conversation:
+    """A new conversation owned by `user` from validated export data; all or nothing.
+
+    Feedback in the file becomes the importer's own feedback. Message texts are masked again: a file edited by
+    hand must not bring personal data in through the back door.
+    """
+    from .rag.safety import mask_personal_data
+
+    meta = data["conversation"]
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            owner=user,
+            title=(meta.get("title") or "")[:200],
+            config=meta.get("config") or {},
+            imported=True,
+        )
+        if meta.get("ended_at"):
+            conversation.ended_at = timezone.now()
+            conversation.save(update_fields=["ended_at"])
+        for item in data["messages"]:
+            message = Message.objects.create(
+                conversation=conversation,
+                role=item["role"],
+                text=mask_personal_data(item["text"]),
+                sources=item.get("sources") or [],
+                backend=item.get("backend") or "",
+                latency_ms=item.get("latency_ms"),
+                refused=bool(item.get("refused")),
+                no_answer=bool(item.get("no_answer")),
+            )
+            for feedback in item.get("feedback") or []:
+                if message.role == Message.Role.ASSISTANT:
+                    Feedback.objects.update_or_create(
+                        message=message,
+                        user=user,
+                        defaults={"rating": feedback["rating"], "comment": feedback.get("comment") or ""},
+                    )
+    return conversation

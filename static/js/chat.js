@@ -1,0 +1,374 @@
+/* Chat page: questions go to the JSON routes (/chat/start, /chat/message, ...) with fetch.
+ * Everything the model or a user wrote is put into the page with textContent, never innerHTML: an answer can
+ * never inject markup or script. Citations "[n]" become buttons that open the cited passage (sources[n-1]). */
+(function () {
+  "use strict";
+
+  var app, log, form, input, sendButton, typing, errorBox, exportLink, endButton, emptyNote;
+  var conversationId = "";
+  var showSources = true;
+  var busy = false;
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  function request(method, url, body) {
+    var options = {
+      method: method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+    };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    return fetch(url, options).then(function (response) {
+      return response
+        .json()
+        .catch(function () {
+          return {};
+        })
+        .then(function (data) {
+          if (!response.ok) {
+            var error = new Error(data.detail || "The request failed (" + response.status + ").");
+            error.status = response.status;
+            throw error;
+          }
+          return data;
+        });
+    });
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined && text !== null) {
+      node.textContent = String(text);
+    }
+    return node;
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = !message;
+  }
+
+  // Splits "text [1] more [2]" into text nodes and citation buttons; numbers without a source stay plain text.
+  function renderAnswerText(container, text, sources, messageId) {
+    var pattern = /\[(\d{1,2})\]/g;
+    var last = 0;
+    var match;
+    var paragraph = el("p");
+    container.appendChild(paragraph);
+    function addText(chunk) {
+      var parts = chunk.split(/\n{2,}/);
+      parts.forEach(function (part, index) {
+        if (index > 0) {
+          paragraph = el("p");
+          container.appendChild(paragraph);
+        }
+        paragraph.appendChild(document.createTextNode(part));
+      });
+    }
+    while ((match = pattern.exec(text)) !== null) {
+      addText(text.slice(last, match.index));
+      var number = parseInt(match[1], 10);
+      if (showSources && sources && number >= 1 && number <= sources.length) {
+        var cite = el("button", "chat-cite", "[" + number + "]");
+        cite.type = "button";
+        cite.setAttribute("aria-controls", "source-" + messageId + "-" + number);
+        cite.setAttribute("aria-label", "Source " + number + ": " + sources[number - 1].title);
+        cite.dataset.target = "source-" + messageId + "-" + number;
+        cite.addEventListener("click", openSource);
+        paragraph.appendChild(cite);
+      } else {
+        paragraph.appendChild(document.createTextNode(match[0]));
+      }
+      last = pattern.lastIndex;
+    }
+    addText(text.slice(last));
+  }
+
+  function openSource(event) {
+    var target = document.getElementById(event.currentTarget.dataset.target);
+    if (!target) {
+      return;
+    }
+    target.open = true;
+    target.classList.add("is-highlighted");
+    target.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    var summary = target.querySelector("summary");
+    if (summary) {
+      summary.focus();
+    }
+    window.setTimeout(function () {
+      target.classList.remove("is-highlighted");
+    }, 1500);
+  }
+
+  function renderSources(container, sources, messageId) {
+    if (!showSources || !sources || !sources.length) {
+      return;
+    }
+    var list = el("ol", "chat-sources");
+    list.setAttribute("aria-label", "Sources");
+    sources.forEach(function (source, index) {
+      var item = el("li");
+      var details = el("details", "chat-source");
+      details.id = "source-" + messageId + "-" + (index + 1);
+      var summary = el("summary");
+      summary.appendChild(el("span", "chat-source-number", "[" + (index + 1) + "] "));
+      summary.appendChild(el("span", "chat-source-title", source.title));
+      if (source.code) {
+        summary.appendChild(document.createTextNode(" "));
+        summary.appendChild(el("span", "badge", source.code));
+      }
+      details.appendChild(summary);
+      details.appendChild(el("blockquote", "chat-source-excerpt", source.excerpt));
+      if (typeof source.score === "number") {
+        details.appendChild(el("small", "muted", "Similarity " + source.score.toFixed(2)));
+      }
+      item.appendChild(details);
+      list.appendChild(item);
+    });
+    container.appendChild(list);
+  }
+
+  function renderFeedback(container, messageId, existing) {
+    var box = el("div", "chat-feedback");
+    var label = el("span", "muted", "Was this helpful?");
+    var up = el("button", "chat-thumb secondary outline", "👍");
+    var down = el("button", "chat-thumb secondary outline", "👎");
+    up.type = down.type = "button";
+    up.setAttribute("aria-label", "Helpful");
+    down.setAttribute("aria-label", "Not helpful");
+    var commentForm = el("form", "chat-comment");
+    commentForm.hidden = true;
+    var commentId = "comment-" + messageId;
+    var commentLabel = el("label", "", "What was wrong or missing? (optional)");
+    commentLabel.htmlFor = commentId;
+    var comment = el("input");
+    comment.type = "text";
+    comment.id = commentId;
+    comment.maxLength = 2000;
+    var commentSend = el("button", "secondary", "Send comment");
+    commentSend.type = "submit";
+    commentForm.appendChild(commentLabel);
+    commentForm.appendChild(comment);
+    commentForm.appendChild(commentSend);
+    var status = el("span", "chat-feedback-status muted");
+    status.setAttribute("role", "status");
+
+    function mark(rating) {
+      up.setAttribute("aria-pressed", rating === 1 ? "true" : "false");
+      down.setAttribute("aria-pressed", rating === -1 ? "true" : "false");
+    }
+
+    function send(rating, text) {
+      var body = { message_id: messageId, rating: rating };
+      if (text) {
+        body.comment = text;
+      }
+      return request("POST", "/chat/feedback", body).then(
+        function () {
+          mark(rating);
+          status.textContent = text ? "Thank you for the comment." : "Thank you for your feedback.";
+        },
+        function (error) {
+          status.textContent = error.message;
+        }
+      );
+    }
+
+    up.addEventListener("click", function () {
+      commentForm.hidden = true;
+      send(1);
+    });
+    down.addEventListener("click", function () {
+      send(-1).then(function () {
+        commentForm.hidden = false;
+        comment.focus();
+      });
+    });
+    commentForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      send(-1, comment.value.trim()).then(function () {
+        commentForm.hidden = true;
+      });
+    });
+    if (existing) {
+      mark(existing.rating);
+    }
+    box.appendChild(label);
+    box.appendChild(up);
+    box.appendChild(down);
+    box.appendChild(status);
+    container.appendChild(box);
+    container.appendChild(commentForm);
+  }
+
+  function addMessage(role, text, extra) {
+    extra = extra || {};
+    emptyNote.hidden = true;
+    var article = el("article", "chat-message chat-" + role);
+    article.appendChild(el("h2", "visually-hidden", role === "user" ? "You asked" : "DeepMed answered"));
+    if (role === "user") {
+      article.appendChild(el("p", "", text));
+    } else {
+      var body = el("div", "chat-answer");
+      if (extra.refused) {
+        article.classList.add("chat-refused");
+      }
+      renderAnswerText(body, text, extra.sources, extra.id);
+      article.appendChild(body);
+      renderSources(article, extra.sources, extra.id);
+      if (extra.id) {
+        renderFeedback(article, extra.id, extra.feedback);
+      }
+    }
+    log.appendChild(article);
+    article.scrollIntoView({ block: "end", behavior: "smooth" });
+    return article;
+  }
+
+  function setBusy(value) {
+    busy = value;
+    typing.hidden = !value;
+    sendButton.disabled = value;
+    sendButton.setAttribute("aria-busy", value ? "true" : "false");
+  }
+
+  function setConversation(id) {
+    conversationId = String(id);
+    app.dataset.conversationId = conversationId;
+    exportLink.href = "/chat/export?conversation_id=" + encodeURIComponent(conversationId);
+    exportLink.hidden = false;
+    endButton.hidden = false;
+    if (window.history && window.history.replaceState) {
+      window.history.replaceState(null, "", "/chat?c=" + encodeURIComponent(conversationId));
+    }
+  }
+
+  function ensureConversation() {
+    if (conversationId) {
+      return Promise.resolve(conversationId);
+    }
+    return request("POST", "/chat/start", {}).then(function (data) {
+      setConversation(data.conversation_id);
+      return conversationId;
+    });
+  }
+
+  function ask(event) {
+    event.preventDefault();
+    if (busy) {
+      return;
+    }
+    var text = input.value.trim();
+    if (!text) {
+      showError("Type a question first.");
+      input.focus();
+      return;
+    }
+    showError("");
+    setBusy(true);
+    var pending = addMessage("user", text);
+    input.value = "";
+    ensureConversation()
+      .then(function (id) {
+        return request("POST", "/chat/message", { conversation_id: Number(id), message: text });
+      })
+      .then(function (data) {
+        addMessage("assistant", data.answer, {
+          id: data.message_id,
+          sources: data.sources,
+          refused: data.refused,
+        });
+      })
+      .catch(function (error) {
+        pending.remove();
+        input.value = text;
+        showError(error.message);
+      })
+      .then(function () {
+        setBusy(false);
+        input.focus();
+      });
+  }
+
+  function endConversation() {
+    if (!conversationId) {
+      return;
+    }
+    request("POST", "/chat/end", { conversation_id: Number(conversationId) }).then(
+      function () {
+        input.disabled = true;
+        sendButton.disabled = true;
+        endButton.hidden = true;
+        var note = el("p", "muted", "This conversation has ended. Use “New conversation” to ask more.");
+        form.appendChild(note);
+      },
+      function (error) {
+        showError(error.message);
+      }
+    );
+  }
+
+  function loadHistory() {
+    if (!conversationId) {
+      return;
+    }
+    request("GET", "/chat/history?conversation_id=" + encodeURIComponent(conversationId)).then(
+      function (data) {
+        (data.messages || []).forEach(function (message) {
+          addMessage(message.role, message.text, {
+            id: message.id,
+            sources: message.sources,
+            refused: message.refused,
+            feedback: message.feedback,
+          });
+        });
+      },
+      function (error) {
+        showError(error.message);
+      }
+    );
+  }
+
+  function start() {
+    app = document.getElementById("chat-app");
+    if (!app) {
+      return;
+    }
+    log = document.getElementById("chat-log");
+    form = document.getElementById("chat-form");
+    input = document.getElementById("chat-input");
+    sendButton = document.getElementById("chat-send");
+    typing = document.getElementById("chat-typing");
+    errorBox = document.getElementById("chat-error");
+    exportLink = document.getElementById("chat-export");
+    endButton = document.getElementById("chat-end");
+    emptyNote = document.getElementById("chat-empty");
+    conversationId = app.dataset.conversationId || "";
+    showSources = app.dataset.showSources !== "false";
+    form.addEventListener("submit", ask);
+    input.addEventListener("keydown", function (event) {
+      // Enter sends, Shift+Enter starts a new line (as in most chat tools).
+      if (event.key === "Enter" && !event.shiftKey) {
+        ask(event);
+      }
+    });
+    endButton.addEventListener("click", endConversation);
+    loadHistory();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();
