@@ -22,3 +22,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def corpus_vectors(embedder):
     return list(CORPUS), embedder.encode(list(CORPUS.values()))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow_model: loads a real local language model (tens of seconds)")
