@@ -24,7 +24,12 @@ def test_every_queue_has_its_own_routing_key():
 def test_a_task_is_delivered_to_its_queue_only(tmp_path, task_name, queue):
     folder = tmp_path / "broker"
     folder.mkdir()
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "polling_interval": 0.01}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 0.01,
+    }
     with Connection("filesystem://localhost/", transport_options=options) as connection:
         for declared in app.amqp.queues.values():
             declared.bind(connection.default_channel).declare()
