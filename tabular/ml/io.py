@@ -42,6 +42,8 @@ _SAMPLE_BYTES = 1 << 16
 _CHUNK_BYTES = 1 << 25
 _MAX_SNIFF_RECORDS = 200
 _MAX_LINES_NAMED = 5
+# Records re-parsed one by one when quotes may hide delimiters; beyond this, one vectorised pass.
+_EXACT_RECOUNT = 10_000
 
 # Bytes that never appear in a text table: NUL and the C0 controls other than tab, LF, CR.
 _TEXT_BYTES = bytes([9, 10, 13, *range(32, 127), *range(128, 256)])
@@ -288,40 +290,84 @@ def _check_width(names: list[str], delimiter: str | None = None) -> None:
         )
 
 
-def _ragged_lines_fast(data: bytes, delimiter: str, width: int) -> tuple[list[int], int]:
-    """0-based line numbers whose field count differs from `width`, and the number of non-blank lines.
+def _ragged_lines_fast(
+    data: bytes, delimiter: str, width: int, *, quoted: bool = False, encoding: str = "utf-8"
+) -> tuple[list[int], int, bool]:
+    """0-based line numbers of records whose field count differs from `width`, the number of non-blank records,
+    and whether the quote scan stayed consistent (an even number of quotes at the end).
 
-    Valid only when the file has no quote characters (so every delimiter separates fields
-    and every newline ends a record). Vectorised over 32 MB chunks to keep memory flat.
+    Vectorised over 32 MB chunks to keep memory flat. With `quoted`, a delimiter or newline counts only
+    outside quotes (an even number of quotes before it); doubled quotes keep the parity, so escaped quotes are
+    handled. A stray quote inside an unquoted field (an inch mark) breaks the parity: that shows up as ragged
+    records or an odd final parity, and the caller then re-checks with the exact csv module.
     """
     array = np.frombuffer(data, dtype=np.uint8)
     delimiter_byte = ord(delimiter)
     bad: list[int] = []
     n_nonblank = 0
-    line_offset = 0
+    lines_before = 0
     position = 0
     size = len(array)
+    chunk_bytes = _CHUNK_BYTES
+    consistent = True
     while position < size:
-        end = min(size, position + _CHUNK_BYTES)
+        end = min(size, position + chunk_bytes)
         if end < size:
             # Extend to the end of the line, so no line straddles two chunks.
             newline = data.find(b"\n", end - 1)
             end = size if newline == -1 else newline + 1
         chunk = array[position:end]
-        starts = np.concatenate(([0], np.flatnonzero(chunk == 10) + 1))
+        # Positions, not masks: searchsorted over them is far cheaper than reductions over every byte.
+        all_newlines = np.flatnonzero(chunk == 10)
+        separators = np.flatnonzero(chunk == delimiter_byte)
+        record_newlines = all_newlines
+        quotes = np.flatnonzero(chunk == 34) if quoted else np.empty(0, dtype=np.int64)
+        if len(quotes):
+            # A newline is inside quotes when an odd number of quotes precede it.
+            record_newlines = all_newlines[(np.searchsorted(quotes, all_newlines) & 1) == 0]
+            if end < size and (len(record_newlines) == 0 or record_newlines[-1] != len(chunk) - 1):
+                if len(record_newlines) == 0:
+                    # One record longer than the chunk (a huge quoted cell): retry with a bigger chunk.
+                    chunk_bytes *= 2
+                    continue
+                # Cut after the last record that ends outside quotes; the rest starts the next chunk.
+                cut = int(record_newlines[-1]) + 1
+                end = position + cut
+                chunk = chunk[:cut]
+                all_newlines = all_newlines[all_newlines < cut]
+                separators = separators[separators < cut]
+                quotes = quotes[quotes < cut]
+            elif end == size and len(quotes) % 2:
+                consistent = False
+        starts = np.concatenate(([0], record_newlines + 1))
         if starts[-1] == len(chunk):
             starts = starts[:-1]
         ends = np.append(starts[1:], len(chunk))
-        counts = np.add.reduceat((chunk == delimiter_byte).view(np.uint8), starts, dtype=np.int64)
+        counts = np.searchsorted(separators, ends) - np.searchsorted(separators, starts)
         content_end = ends - (chunk[ends - 1] == 10)
         has_cr = (content_end > starts) & (chunk[np.maximum(content_end - 1, 0)] == 13)
         blank = (content_end - has_cr - starts) <= 0
+        if len(quotes) > 1:
+            # Delimiters inside quotes were counted too: recount the records that look wrong.
+            suspects = np.flatnonzero((counts + 1 != width) & ~blank)
+            if len(suspects) <= _EXACT_RECOUNT:
+                for index in suspects.tolist():
+                    text = data[position + starts[index] : position + content_end[index]].decode(encoding, "replace")
+                    counts[index] = len(next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])) - 1
+            else:
+                opens, closes = quotes[0:-1:2], quotes[1::2]
+                inner = np.searchsorted(separators, closes) - np.searchsorted(separators, opens)
+                spans = np.flatnonzero(inner)
+                owner = np.searchsorted(starts, opens[spans], side="right") - 1
+                counts = counts - np.bincount(owner, weights=inner[spans], minlength=len(starts)).astype(np.int64)
         n_nonblank += int((~blank).sum())
         wrong = np.flatnonzero((counts + 1 != width) & ~blank)
-        bad.extend((wrong + line_offset).tolist())
-        line_offset += len(starts)
+        # Physical line number of each wrong record's first line.
+        bad.extend((np.searchsorted(all_newlines, starts[wrong]) + lines_before).tolist())
+        lines_before += len(all_newlines)
         position = end
-    return bad, n_nonblank
+        chunk_bytes = _CHUNK_BYTES
+    return bad, n_nonblank, consistent
 
 
 def _ragged_records_slow(text_stream: io.TextIOBase, delimiter: str, width: int) -> tuple[list[int], list[list[str]]]:
@@ -391,8 +437,9 @@ def _read_delimited(data: bytes, *, max_ragged_share: float) -> ReadResult:
         "low_memory": False,
     }
     n_ragged = 0
-    if b'"' not in data:
-        bad, n_nonblank = _ragged_lines_fast(data, delimiter, width)
+    quoted = b'"' in data
+    bad, n_nonblank, consistent = _ragged_lines_fast(data, delimiter, width, quoted=quoted, encoding=encoding)
+    if not quoted or (consistent and not bad):
         n_rows = max(n_nonblank - 1, 0)
         if bad:
             if len(bad) > max_ragged_share * max(n_rows, 1):
@@ -401,6 +448,7 @@ def _read_delimited(data: bytes, *, max_ragged_share: float) -> ReadResult:
             warnings.append(_ragged_warning([line + 1 for line in bad]))
         frame = _pandas_read(io.BytesIO(data), encoding=encoding, skiprows=bad or None, **options)
     else:
+        # Quotes made the fast scan unsure: count fields exactly with the csv module.
         stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
         bad, good = _ragged_records_slow(stream, delimiter, width)
         n_rows = max(len(good) - 1, 0)

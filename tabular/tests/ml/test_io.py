@@ -181,3 +181,35 @@ def test_parquet_round_trip_survives_mixed_type_columns(tmp_path):
     assert back["x"].tolist() == [1, 2, 3]
     assert back["mixed"].iloc[:2].tolist() == ["1", "two"]
     assert pd.isna(back["mixed"].iloc[2])
+
+
+def test_quoted_fields_with_newlines_delimiters_and_escaped_quotes_are_one_record_each():
+    rows = ["id,note,score"] + [f'{i},"line one, ""quoted""\nline two",{i}' for i in range(50)]
+    frame = read_table(("\n".join(rows) + "\n").encode()).frame
+    assert len(frame) == 50
+    assert frame["note"].iloc[0] == 'line one, "quoted"\nline two'
+
+
+def test_a_stray_inch_mark_in_an_unquoted_field_is_not_a_quote():
+    rows = ["id,height,score"] + [f"{i},5'{i % 12}\",{i}" for i in range(40)]
+    frame = read_table(("\n".join(rows) + "\n").encode()).frame
+    assert len(frame) == 40
+    assert frame["height"].iloc[11] == "5'11\""
+
+
+def test_ragged_line_numbers_count_physical_lines_in_quoted_files():
+    rows = ["id,note,score", '0,"two\nlines",0'] + [f'{i},"x",{i}' for i in range(1, 10)]
+    rows[5] = '4,"x",4,extra'
+    with pytest.raises(TableReadError) as caught:
+        read_table(("\n".join(rows) + "\n").encode())
+    assert "lines 7" in caught.value.message
+
+
+@pytest.mark.parametrize("recount_limit", [0, 10_000])
+def test_quoted_delimiters_are_not_counted_as_fields_in_either_recount(monkeypatch, recount_limit):
+    monkeypatch.setattr("tabular.ml.io._EXACT_RECOUNT", recount_limit)
+    rows = ["id,note,score"] + [f'{i},"a, b, c",{i}' for i in range(300)]
+    rows[120] = '119,"a, b",1,2'
+    result = read_table(("\n".join(rows) + "\n").encode())
+    assert len(result.frame) == 299
+    assert result.n_ragged_rows == 1
