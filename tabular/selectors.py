@@ -3,7 +3,6 @@
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow.parquet as pq
 from django.db.models import QuerySet
 from django.http import Http404
@@ -13,7 +12,6 @@ from modelhub.storage import resolve_media_path
 from .models import CleaningPlan, Dataset
 
 PREVIEW_ROWS_PER_PAGE = 50
-HISTOGRAM_BINS = 20
 
 
 def dataset_list_for_user(*, user) -> QuerySet[Dataset]:
@@ -102,25 +100,3 @@ def dataset_preview(*, dataset: Dataset, page: int = 1, per_page: int = PREVIEW_
         data = table.select(names).to_pydict()
         rows = [[_display(data[name][i]) for name in names] for i in range(table.num_rows)]
     return PreviewPage(number=page, n_pages=n_pages, first_row=start + 1, columns=columns, rows=rows)
-
-
-def dataset_histograms(*, dataset: Dataset, columns: list[str], bins: int = HISTOGRAM_BINS) -> dict[str, dict]:
-    """Bin edges and counts per numeric column, computed here so the page receives numbers, not rows."""
-    if not columns:
-        return {}
-    parquet = _parquet_file(dataset)
-    present = [name for name in columns if name in parquet.schema_arrow.names]
-    table = parquet.read(columns=present)
-    histograms = {}
-    for name in present:
-        values = table.column(name).to_numpy(zero_copy_only=False)
-        try:
-            values = np.asarray(values, dtype="float64")
-        except (TypeError, ValueError):
-            continue
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            continue
-        counts, edges = np.histogram(values, bins=min(bins, max(1, np.unique(values).size)))
-        histograms[name] = {"edges": [float(edge) for edge in edges], "counts": [int(count) for count in counts]}
-    return histograms

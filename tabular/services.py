@@ -281,11 +281,13 @@ def _exception_text(exc: BaseException) -> str:
 
 def _cleaning_options(options: Mapping[str, Any]) -> "cleaning.CleaningOptions":
     try:
-        return cleaning.CleaningOptions(**dict(options))
-    except TypeError as exc:
-        raise ApplicationError(f"Unknown planner option: {exc}", code="invalid_option") from exc
-    except ValueError as exc:
+        checked = cleaning.CleaningOptions.from_dict(dict(options))
+        checked.validate()
+    except cleaning.PlanError as exc:
         raise ApplicationError(str(exc), code="invalid_option") from exc
+    except (TypeError, ValueError) as exc:
+        raise ApplicationError(f"A planner option has the wrong type: {exc}", code="invalid_option") from exc
+    return checked
 
 
 def cleaning_plan_create(*, user, dataset: Dataset, target: str, options: Mapping[str, Any] | None = None):
@@ -329,7 +331,7 @@ def cleaning_plan_update(*, plan: CleaningPlan, changes: Mapping[str, Any]) -> C
     merged = _merge_plan(plan.plan, changes, plan.dataset.column_names)
     try:
         checked = cleaning.CleaningPlan.from_dict(merged)
-        checked.validate()
+        checked.validate(known_columns=plan.dataset.column_names)
     except cleaning.PlanError as exc:
         raise ApplicationError(str(exc), code="invalid_plan") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -343,27 +345,23 @@ def cleaning_plan_update(*, plan: CleaningPlan, changes: Mapping[str, Any]) -> C
 def _plan_object(plan: CleaningPlan):
     try:
         checked = cleaning.CleaningPlan.from_dict(plan.plan)
-        checked.validate()
+        checked.validate(known_columns=plan.dataset.column_names)
     except cleaning.PlanError as exc:
         raise ApplicationError(str(exc), code="invalid_plan") from exc
     return checked
 
 
-def _apply_row_steps(plan: CleaningPlan):
-    frame = dataset_frame(dataset=plan.dataset)
-    plan_object = _plan_object(plan)
-    cleaned, counts = cleaning.apply_row_steps(frame, plan_object)
-    return frame, cleaned, counts, plan_object
-
-
 def cleaning_plan_apply(*, plan: CleaningPlan) -> CleaningPlan:
     """Apply the row-level steps once, build the cleaning report and record it in `preprocessing_data`."""
-    frame, _cleaned, _counts, plan_object = _apply_row_steps(plan)
-    report = cleaning.cleaning_report(frame, plan_object)
+    plan_object = _plan_object(plan)
+    try:
+        report = cleaning.cleaning_report(dataset_frame(dataset=plan.dataset), plan_object)
+    except cleaning.PlanError as exc:
+        raise ApplicationError(str(exc), code="invalid_plan") from exc
     with transaction.atomic():
         plan.report = report
-        plan.n_rows_before = int(report.get("n_rows_before", len(frame)))
-        plan.n_rows_after = int(report.get("n_rows_after", len(_cleaned)))
+        plan.n_rows_before = int(report["n_rows_before"])
+        plan.n_rows_after = int(report["n_rows_after"])
         plan.status = CleaningPlan.Status.APPLIED
         plan.applied_at = timezone.now()
         plan.save(update_fields=["report", "n_rows_before", "n_rows_after", "status", "applied_at", "updated_at"])
@@ -394,13 +392,11 @@ def feature_selection_run(
     """
     if plan.status != CleaningPlan.Status.APPLIED:
         raise ApplicationError("Apply the cleaning plan before selecting features.", code="plan_not_applied")
-    _frame, cleaned, _counts, plan_object = _apply_row_steps(plan)
-    kept = [column["name"] for column in plan.plan.get("columns", []) if column.get("action") != "drop"]
-    if not kept:
-        raise ApplicationError("The plan drops every column: keep at least one.", code="no_features")
+    plan_object = _plan_object(plan)
+    cleaned, _counts = cleaning.apply_row_steps(dataset_frame(dataset=plan.dataset), plan_object)
     try:
-        ranking = selection.rank_features(cleaned[kept], cleaned[plan.target], method=method, random_state=random_state)
-    except ValueError as exc:
+        ranking = selection.rank_plan_columns(cleaned, plan_object, method=method, random_state=random_state)
+    except ValueError as exc:  # PlanError is a ValueError too
         raise ApplicationError(str(exc), code="invalid_selection") from exc
     ranking = [(str(feature), float(score)) for feature, score in ranking]
     chosen = _choose(ranking, k=k, threshold=threshold)

@@ -54,10 +54,9 @@
     }
     var balanceCanvas = document.getElementById("chart-class-balance");
     var target = charts.target;
-    if (balanceCanvas && target && target.class_counts) {
-      var labels = Object.keys(target.class_counts);
-      barChart(balanceCanvas, labels, labels.map(function (key) { return target.class_counts[key]; }),
-        { label: "rows", yTitle: "rows" });
+    if (balanceCanvas && target && target.class_counts && target.class_counts.length) {
+      barChart(balanceCanvas, target.class_counts.map(function (item) { return String(item.value); }),
+        target.class_counts.map(function (item) { return item.count; }), { label: "rows", yTitle: "rows" });
     }
     document.querySelectorAll("canvas[data-histogram]").forEach(function (canvas) {
       var histogram = charts.histograms[canvas.getAttribute("data-histogram")];

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from tabular.ml import selection
 from tabular.models import CleaningPlan, Dataset
 
 
@@ -126,7 +127,7 @@ class ApplyResultSerializer(serializers.Serializer):
 
 
 class FeatureSelectionRequestSerializer(serializers.Serializer):
-    method = serializers.CharField(help_text="correlation, mutual_info, anova, chi2, random_forest, l1 or rfe")
+    method = serializers.ChoiceField(choices=list(selection.METHODS))
     k = serializers.IntegerField(required=False, allow_null=True, min_value=1, help_text="Keep the k best columns.")
     threshold = serializers.FloatField(required=False, allow_null=True, help_text="Keep columns scoring at least this.")
 

@@ -252,7 +252,7 @@ class ExtractFeaturesView(APIView):
         summary="Derive features on a dataset, producing a new version that records its parent",
         description=(
             'Example spec: `{"datetime_parts": ["admitted"], "ratios": [["weight", "height"]], '
-            '"products": [["age", "bmi"]], "polynomial": {"columns": ["age"], "degree": 2}, "text": ["notes"]}`.'
+            '"products": [["age", "bmi"]], "polynomial": {"columns": ["age"], "degree": 2}, "text_stats": ["notes"]}`.'
         ),
         request=ExtractFeaturesSerializer,
         responses={

@@ -75,3 +75,7 @@ class Command(BaseCommand):
         user, password, created = demo_user_ensure(email=settings.DEMO_USER_EMAIL, login_file=login_file)
         state = "created" if created else "ready"
         self.stdout.write(f"Demo user {state}. Log in with  {user.email}  /  {password}   (kept in {login_file})")
+        from tabular.demo import demo_dataset_ensure
+
+        dataset, dataset_created = demo_dataset_ensure(user=user)
+        self.stdout.write(f"Sample dataset {'created' if dataset_created else 'ready'}: {dataset.name}")
