@@ -1,0 +1,237 @@
+"""Retrieval quality on the default knowledge base: recall@5 and MRR for dense, BM25 and hybrid search.
+
+    .venv/bin/python -m chatbot.rag.eval.evaluate [--cache /tmp/deepmed-kb] [--tune]
+
+The knowledge base is built in-process exactly as the app builds it (ICD-10-CM categories, HPO terms, the user guide
+read from templates/docs/*.html with the template tags stripped), chunked with the default sizes and embedded with
+the bundled MiniLM. Relevance labels are document codes ("ICD-10-CM E11", "HPO HP:0001250", "guide:training"), so
+they survive re-chunking: a retrieved chunk is relevant when its document is.
+
+- recall@5: the share of a question's relevant documents found among the first 5 chunks, averaged over questions.
+- MRR: the mean of 1 / rank of the first relevant chunk (0 when none is in the first 50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import statistics
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..chunking import Chunk, chunk_text, html_to_text
+from ..embedding import Embedder, get_embedder
+from ..fusion import DEFAULT_CANDIDATES, DEFAULT_DENSE_WEIGHT, DEFAULT_LEXICAL_WEIGHT, DEFAULT_RRF_K, hybrid_search
+from ..index import ExactIndex
+from ..lexical import BM25Index
+from ..sources import SourceDocument, hpo_documents, icd10cm_documents
+
+ROOT = Path(__file__).resolve().parents[3]
+QUESTIONS_PATH = Path(__file__).with_name("questions.json")
+GUIDE_DIR = ROOT / "templates" / "docs"
+# The app's defaults (CHAT_CHUNK_CHARS, CHAT_CHUNK_OVERLAP in deepmed/settings.py).
+CHUNK_CHARS = 1200
+CHUNK_OVERLAP = 150
+DEPTH = 50
+_TEMPLATE_TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}", re.DOTALL)
+
+
+def guide_documents(folder: Path = GUIDE_DIR) -> list[SourceDocument]:
+    """The user guide pages as documents, read from their Django templates without Django: template tags removed,
+    HTML turned into Markdown-ish text. The app renders the templates instead; the words are the same."""
+    documents = []
+    for path in sorted(folder.glob("*.html")):
+        if path.name.startswith("_"):
+            continue
+        slug = path.stem
+        text = html_to_text(_TEMPLATE_TAG.sub(" ", path.read_text(encoding="utf-8")))
+        title = "DeepMed user guide: " + slug.replace("-", " ").capitalize()
+        documents.append(
+            SourceDocument(
+                key=f"guide:{slug}",
+                title=title,
+                source="DeepMed user guide",
+                code=f"guide:{slug}",
+                text=text,
+                version="current",
+                licence="DeepMed documentation",
+                fmt="markdown",
+            )
+        )
+    return documents
+
+
+def default_documents() -> list[SourceDocument]:
+    return [*guide_documents(), *icd10cm_documents(), *hpo_documents()]
+
+
+def chunk_documents(
+    documents: list[SourceDocument], max_chars: int = CHUNK_CHARS, overlap_chars: int = CHUNK_OVERLAP
+) -> list[Chunk]:
+    chunks = []
+    for document in documents:
+        chunks.extend(
+            chunk_text(
+                document.text,
+                title=document.title,
+                source=document.source,
+                code=document.code,
+                doc_key=document.key,
+                max_chars=max_chars,
+                overlap_chars=overlap_chars,
+                fmt=document.fmt,
+            )
+        )
+    return chunks
+
+
+def embed_chunks(chunks: list[Chunk], embedder: Embedder, cache_dir: Path | None = None) -> np.ndarray:
+    """Embeddings of the chunks' search text, cached on disk by a hash of the texts (embedding ~25,000 chunks takes
+    minutes on two cores; the cache makes re-runs of the evaluation and the benchmark quick)."""
+    texts = [chunk.search_text for chunk in chunks]
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    cache = cache_dir / f"kb-{digest}.npy" if cache_dir else None
+    if cache and cache.exists():
+        return np.load(cache)
+    vectors = embedder.encode(texts)
+    if cache:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        np.save(cache, vectors)
+    return vectors
+
+
+@dataclass
+class KnowledgeBase:
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    dense: ExactIndex
+    lexical: BM25Index
+    labels: dict[Hashable, str]  # chunk key → document code
+
+
+def build_knowledge_base(cache_dir: Path | None = None, embedder: Embedder | None = None) -> KnowledgeBase:
+    chunks = chunk_documents(default_documents())
+    vectors = embed_chunks(chunks, embedder or get_embedder(), cache_dir)
+    keys = [chunk.key for chunk in chunks]
+    return KnowledgeBase(
+        chunks=chunks,
+        vectors=vectors,
+        dense=ExactIndex.from_arrays(keys, vectors),
+        lexical=BM25Index.from_chunks(chunks),
+        labels={chunk.key: chunk.code for chunk in chunks},
+    )
+
+
+def load_questions(path: Path = QUESTIONS_PATH) -> tuple[list[dict], list[str]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data["questions"], data.get("unanswerable", [])
+
+
+def score_ranking(ranking: list[Hashable], relevant: set[str], labels: dict[Hashable, str]) -> tuple[float, float]:
+    """(recall@5, reciprocal rank) of one ranked list of chunk keys."""
+    found = {labels[key] for key in ranking[:5]} & relevant
+    reciprocal = next((1.0 / rank for rank, key in enumerate(ranking, start=1) if labels[key] in relevant), 0.0)
+    return len(found) / len(relevant), reciprocal
+
+
+def evaluate(
+    kb: KnowledgeBase,
+    questions: list[dict],
+    query_vectors: np.ndarray,
+    *,
+    rrf_k: int = DEFAULT_RRF_K,
+    dense_weight: float = DEFAULT_DENSE_WEIGHT,
+    lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+    candidates: int = DEFAULT_CANDIDATES,
+    dense_results: list | None = None,
+    lexical_results: list | None = None,
+) -> dict[str, dict[str, float]]:
+    """{method: {"recall@5", "mrr"}} for dense, bm25 and hybrid, plus per-source hybrid figures."""
+    dense_results = dense_results or kb.dense.search_batch(query_vectors, DEPTH)
+    lexical_results = lexical_results or [kb.lexical.search(q["question"], DEPTH) for q in questions]
+    per_method: dict[str, list[tuple[float, float]]] = {"dense": [], "bm25": [], "hybrid": []}
+    per_source: dict[str, list[tuple[float, float]]] = {}
+    for position, question in enumerate(questions):
+        relevant = set(question["relevant"])
+        dense, lexical = dense_results[position], lexical_results[position]
+        fused = hybrid_search(
+            query_vectors[position],
+            question["question"],
+            dense_search=lambda _vector, n, dense=dense: dense[:n],
+            lexical_search=lambda _text, n, lexical=lexical: lexical[:n],
+            k=DEPTH,
+            candidates=candidates,
+            rrf_k=rrf_k,
+            dense_weight=dense_weight,
+            lexical_weight=lexical_weight,
+        )
+        per_method["dense"].append(score_ranking([key for key, _ in dense], relevant, kb.labels))
+        per_method["bm25"].append(score_ranking([key for key, _ in lexical], relevant, kb.labels))
+        hybrid_scores = score_ranking([hit.id for hit in fused.hits], relevant, kb.labels)
+        per_method["hybrid"].append(hybrid_scores)
+        per_source.setdefault(f"hybrid/{question['source']}", []).append(hybrid_scores)
+    return {
+        name: {"recall@5": statistics.mean(r for r, _ in values), "mrr": statistics.mean(m for _, m in values)}
+        for name, values in {**per_method, **per_source}.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, default=None, help="folder for cached chunk embeddings")
+    parser.add_argument("--tune", action="store_true", help="grid-search the fusion parameters")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    embedder = get_embedder()
+    kb = build_knowledge_base(args.cache, embedder)
+    print(f"knowledge base: {len(kb.chunks)} chunks from {len(set(kb.labels.values()))} documents, "
+          f"built in {time.perf_counter() - started:.1f} s")  # fmt: skip
+    questions, unanswerable = load_questions()
+    query_vectors = embedder.encode([q["question"] for q in questions])
+    dense_results = kb.dense.search_batch(query_vectors, DEPTH)
+    lexical_results = [kb.lexical.search(q["question"], DEPTH) for q in questions]
+    cached = {"dense_results": dense_results, "lexical_results": lexical_results}
+    sources = sorted({q["source"] for q in questions})
+    print(
+        f"{len(questions)} questions: " + ", ".join(f"{s} {sum(q['source'] == s for q in questions)}" for s in sources)
+    )
+
+    results = evaluate(kb, questions, query_vectors, **cached)
+    print(f"\n{'method':<22}{'recall@5':>10}{'MRR':>8}   (rrf_k={DEFAULT_RRF_K}, weights dense "
+          f"{DEFAULT_DENSE_WEIGHT} / lexical {DEFAULT_LEXICAL_WEIGHT}, {DEFAULT_CANDIDATES} candidates)")  # fmt: skip
+    for name, figures in results.items():
+        print(f"{name:<22}{figures['recall@5']:>10.3f}{figures['mrr']:>8.3f}")
+
+    best_answerable = [float(results_[0][1]) for results_ in dense_results]
+    off_vectors = embedder.encode(unanswerable) if unanswerable else np.zeros((0, embedder.dimension))
+    best_off = [float(hits[0][1]) for hits in kb.dense.search_batch(off_vectors, 1)]
+    if best_off:
+        print(f"\nbest dense cosine, answerable questions: min {min(best_answerable):.3f}, "
+              f"median {statistics.median(best_answerable):.3f}; unanswerable: max {max(best_off):.3f}, "
+              f"median {statistics.median(best_off):.3f}")  # fmt: skip
+
+    if args.tune:
+        print("\nfusion grid (hybrid recall@5 / MRR):")
+        grid = []
+        for rrf_k in (5, 10, 20, 30, 60, 100):
+            for dense_weight in (0.5, 0.75, 1.0, 1.5):
+                for candidates in (20, 50):
+                    figures = evaluate(
+                        kb, questions, query_vectors, rrf_k=rrf_k, dense_weight=dense_weight,
+                        lexical_weight=1.0, candidates=candidates, **cached,
+                    )["hybrid"]  # fmt: skip
+                    grid.append((figures["mrr"] + figures["recall@5"], rrf_k, dense_weight, candidates, figures))
+        for _, rrf_k, dense_weight, candidates, figures in sorted(grid, key=lambda row: -row[0])[:8]:
+            print(f"  rrf_k={rrf_k:<4} dense_weight={dense_weight:<5} candidates={candidates:<3} "
+                  f"recall@5 {figures['recall@5']:.3f}  MRR {figures['mrr']:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
