@@ -80,37 +80,58 @@ def _replace_linear(container: nn.Module, attr: str | int, num_classes: int) -> 
 TORCHVISION_SPECS: dict[str, _Spec] = {
     **{
         f"resnet{depth}": _Spec(
-            f"ResNet-{depth}", f"resnet{depth}", f"ResNet{depth}_Weights", lambda m, n: _replace_linear(m, "fc", n),
+            f"ResNet-{depth}",
+            f"resnet{depth}",
+            f"ResNet{depth}_Weights",
+            lambda m, n: _replace_linear(m, "fc", n),
             "layer4",
         )
         for depth in (18, 34, 50, 101)
     },
     **{
         f"vgg{depth}": _Spec(
-            f"VGG-{depth}", f"vgg{depth}", f"VGG{depth}_Weights", lambda m, n: _replace_linear(m.classifier, 6, n),
+            f"VGG-{depth}",
+            f"vgg{depth}",
+            f"VGG{depth}_Weights",
+            lambda m, n: _replace_linear(m.classifier, 6, n),
             "features.-2",  # the ReLU after the last convolution
         )
         for depth in (16, 19)
     },
     "densenet121": _Spec(
-        "DenseNet-121", "densenet121", "DenseNet121_Weights", lambda m, n: _replace_linear(m, "classifier", n),
+        "DenseNet-121",
+        "densenet121",
+        "DenseNet121_Weights",
+        lambda m, n: _replace_linear(m, "classifier", n),
         "features.denseblock4",
     ),
     "efficientnet_b0": _Spec(
-        "EfficientNet-B0", "efficientnet_b0", "EfficientNet_B0_Weights",
-        lambda m, n: _replace_linear(m.classifier, 1, n), "features.-1",
+        "EfficientNet-B0",
+        "efficientnet_b0",
+        "EfficientNet_B0_Weights",
+        lambda m, n: _replace_linear(m.classifier, 1, n),
+        "features.-1",
     ),
     "mobilenet_v2": _Spec(
-        "MobileNet-V2", "mobilenet_v2", "MobileNet_V2_Weights", lambda m, n: _replace_linear(m.classifier, 1, n),
+        "MobileNet-V2",
+        "mobilenet_v2",
+        "MobileNet_V2_Weights",
+        lambda m, n: _replace_linear(m.classifier, 1, n),
         "features.-1",
     ),
     "mobilenet_v3_small": _Spec(
-        "MobileNet-V3 Small", "mobilenet_v3_small", "MobileNet_V3_Small_Weights",
-        lambda m, n: _replace_linear(m.classifier, 3, n), "features.-1",
+        "MobileNet-V3 Small",
+        "mobilenet_v3_small",
+        "MobileNet_V3_Small_Weights",
+        lambda m, n: _replace_linear(m.classifier, 3, n),
+        "features.-1",
     ),
     "mobilenet_v3_large": _Spec(
-        "MobileNet-V3 Large", "mobilenet_v3_large", "MobileNet_V3_Large_Weights",
-        lambda m, n: _replace_linear(m.classifier, 3, n), "features.-1",
+        "MobileNet-V3 Large",
+        "mobilenet_v3_large",
+        "MobileNet_V3_Large_Weights",
+        lambda m, n: _replace_linear(m.classifier, 3, n),
+        "features.-1",
     ),
 }
 ARCHITECTURES: dict[str, str] = {DEFAULT_ARCHITECTURE: "EfficientNet-Lite0"} | {
@@ -140,7 +161,9 @@ def _load_state_dict(path: Path) -> dict:
 
 def _fix_densenet_keys(state_dict: dict) -> dict:
     # Old DenseNet checkpoints spell "norm.1" where modules are now "norm1" (torchvision does the same).
-    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    pattern = re.compile(
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    )
     fixed = {}
     for key, value in state_dict.items():
         match = pattern.match(key)

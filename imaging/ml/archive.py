@@ -93,7 +93,9 @@ def _check_name(name: str) -> tuple[str, ...]:
     """Refuse absolute and parent paths in any spelling (POSIX, Windows separators, drive letters)."""
     unified = name.replace("\\", "/")
     if unified.startswith("/") or (len(unified) > 1 and unified[1] == ":"):
-        raise ArchiveError(f"The archive contains an absolute path ({name!r}); re-create it from the folder.", "absolute_path")
+        raise ArchiveError(
+            f"The archive contains an absolute path ({name!r}); re-create it from the folder.", "absolute_path"
+        )
     parts = tuple(part for part in PurePosixPath(unified).parts if part not in ("", "."))
     if ".." in parts:
         raise ArchiveError(
@@ -120,9 +122,7 @@ def inspect_zip(
             parts = _check_name(info.filename)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
-                raise ArchiveError(
-                    f"The archive contains a link ({info.filename!r}); links are not accepted.", "link"
-                )
+                raise ArchiveError(f"The archive contains a link ({info.filename!r}); links are not accepted.", "link")
             if info.is_dir() or not parts:
                 continue
             if _is_ignored(parts):

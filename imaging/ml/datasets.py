@@ -272,9 +272,7 @@ def split_records(
 class ImageRecordsDataset(Dataset):
     """Torch dataset over records: ``(transform(RGB PIL image), class index)``."""
 
-    def __init__(
-        self, records: Sequence[ImageRecord], class_names: Sequence[str], transform: Callable | None = None
-    ):
+    def __init__(self, records: Sequence[ImageRecord], class_names: Sequence[str], transform: Callable | None = None):
         self.records = list(records)
         self.class_names = list(class_names)
         self.transform = transform

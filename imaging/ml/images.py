@@ -84,9 +84,7 @@ def decode_image(
         raise ImageDecodeError("The file could not be read.", "unreadable") from exc
     kind = sniff_kind(data[:132])
     if kind is None:
-        raise ImageDecodeError(
-            "Not an accepted image: use PNG, JPEG, TIFF, BMP or DICOM (.dcm).", "not_an_image"
-        )
+        raise ImageDecodeError("Not an accepted image: use PNG, JPEG, TIFF, BMP or DICOM (.dcm).", "not_an_image")
     if kind == "dicom":
         from .dicom import decode_dicom_bytes
 

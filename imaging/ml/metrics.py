@@ -20,9 +20,7 @@ def classification_metrics(y_true: Sequence[int], proba: np.ndarray, class_names
     proba = np.asarray(proba, dtype=np.float64)
     labels = list(range(len(class_names)))
     y_pred = proba.argmax(axis=1) if len(proba) else np.array([], dtype=int)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     auc, note = None, None
     present = set(y_true.tolist())
     if len(present) < len(labels):

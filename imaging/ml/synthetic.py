@@ -33,7 +33,10 @@ def shape_image(shape: str, size: int, rng: np.random.Generator) -> Image.Image:
     elif shape in ("square", "triangle"):
         corners = 4 if shape == "square" else 3
         points = [
-            (cx + radius * math.cos(angle + 2 * math.pi * k / corners), cy + radius * math.sin(angle + 2 * math.pi * k / corners))
+            (
+                cx + radius * math.cos(angle + 2 * math.pi * k / corners),
+                cy + radius * math.sin(angle + 2 * math.pi * k / corners),
+            )
             for k in range(corners)
         ]
         draw.polygon(points, fill=fill)

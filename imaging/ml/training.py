@@ -259,9 +259,7 @@ class ImageClassifierTrainer:
         batches = len(train_loader)
         total_steps = max(1, self.epochs * batches)
         optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _cosine_with_warmup(total_steps, self.warmup_fraction)
-        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine_with_warmup(total_steps, self.warmup_fraction))
         use_amp = device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
         criterion = nn.CrossEntropyLoss()

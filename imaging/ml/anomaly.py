@@ -1,0 +1,467 @@
+"""Anomaly detection with a convolutional autoencoder trained on normal images only.
+
+Model (``ConvAutoencoder``): encoder of 4 × [Conv 4×4 stride 2 → BatchNorm → ReLU] (32, 64, 128, 256
+channels) and a linear map to a 256-d latent; decoder of a linear map back and 4 transposed
+convolutions (BatchNorm + ReLU between them) ending in a sigmoid, so outputs are pixels in [0, 1].
+``image_size`` must be a multiple of 16.
+
+``AutoencoderAnomalyDetector(image_size=64, channels=1, epochs=30, ..., threshold_percentile=95,
+ssim_weight=0.0, enhanced=False)``
+
+- ``fit(images)``: images are PIL images, paths or bytes, all *normal*. A seeded ``val_fraction``
+  is held out; the autoencoder is trained on the rest with MSE (+ ``ssim_weight`` × (1 − SSIM)).
+- Reconstruction score of an image (``score_method``): ``"local"`` (default) = the 99th percentile of
+  the per-pixel squared error after a 3×3 box blur — anomalies are local, a whole-image mean dilutes
+  them, and the blur stops single unpredictable noise pixels from counting; ``"mean"`` = plain mean
+  squared error. ``threshold_`` = the
+  ``threshold_percentile`` of the held-out validation scores (stored; ``set_threshold`` moves it, by
+  percentile or value, as the histogram slider on the page does). ``histogram()`` gives the
+  validation scores binned, with the threshold, for that page.
+- Enhanced mode (``enhanced=True``): Isolation Forest, Local Outlier Factor (``novelty=True``) and a
+  One-Class SVM are fitted on the encoder's 256-d latent features of the training images
+  (standardised). Each of the four detectors (reconstruction error + the three) gives a raw
+  "higher is more anomalous" score; each raw score is rank-normalised against that detector's
+  scores on the validation images (the fraction of normal validation images scoring at or below it,
+  so 0.97 means "more unusual than 97 % of normal images"), and the ensemble score is the mean of the
+  four ranks. The threshold is then the chosen percentile of the validation ensemble scores.
+- ``score(images) -> [{"score", "threshold", "is_anomaly", "reconstruction_error", ...}]`` and
+  ``error_heatmap_png(image)``: per-pixel squared error, scaled by the validation images' 99th
+  percentile pixel error (so equal colours mean equal errors across images), jet colours on the image.
+- ``save(path)`` / ``load(path)``: one ``torch.save`` bundle (weights, threshold, validation scores,
+  settings); enhanced-mode scikit-learn models are rebuilt deterministically from the stored latent
+  features, so loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from .images import decode_image
+from .training import TrainingProgress, seed_everything
+
+BUNDLE_FORMAT = "deepmed-anomaly-autoencoder"
+LATENT_DIM = 256
+SCORE_METHODS = ("local", "mean")
+
+
+class ConvAutoencoder(nn.Module):
+    """4-layer conv encoder (BN + ReLU) → 256-d latent → 4-layer transposed decoder → sigmoid."""
+
+    def __init__(self, image_size: int = 64, channels: int = 1, latent_dim: int = LATENT_DIM):
+        super().__init__()
+        if image_size % 16:
+            raise ValueError("The autoencoder image size must be a multiple of 16.")
+        widths = (32, 64, 128, 256)
+        layers, previous = [], channels
+        for width in widths:
+            layers += [nn.Conv2d(previous, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            previous = width
+        self.encoder_conv = nn.Sequential(*layers)
+        self.grid = image_size // 16
+        flat = widths[-1] * self.grid * self.grid
+        self.to_latent = nn.Linear(flat, latent_dim)
+        self.from_latent = nn.Linear(latent_dim, flat)
+        decoder = []
+        reversed_widths = (256, 128, 64, 32)
+        for index, width in enumerate(reversed_widths):
+            last = index == len(reversed_widths) - 1
+            out = channels if last else reversed_widths[index + 1]
+            decoder.append(nn.ConvTranspose2d(width, out, 4, stride=2, padding=1))
+            if not last:
+                decoder += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+        decoder.append(nn.Sigmoid())
+        self.decoder_conv = nn.Sequential(*decoder)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_latent(self.encoder_conv(x).flatten(1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder_conv(self.from_latent(z).view(z.shape[0], 256, self.grid, self.grid))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Mean structural similarity of two batches in [0, 1] (uniform window)."""
+    c1, c2 = 0.01**2, 0.03**2
+    pad = window // 2
+    mu_x = F.avg_pool2d(x, window, 1, pad, count_include_pad=False)
+    mu_y = F.avg_pool2d(y, window, 1, pad, count_include_pad=False)
+    sigma_x = F.avg_pool2d(x * x, window, 1, pad, count_include_pad=False) - mu_x**2
+    sigma_y = F.avg_pool2d(y * y, window, 1, pad, count_include_pad=False) - mu_y**2
+    sigma_xy = F.avg_pool2d(x * y, window, 1, pad, count_include_pad=False) - mu_x * mu_y
+    value = ((2 * mu_x * mu_y + c1) * (2 * sigma_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sigma_x + sigma_y + c2))
+    return value.mean()
+
+
+def _rank_against(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Fraction of ``reference`` at or below each value (empirical CDF of the normal scores)."""
+    ordered = np.sort(reference)
+    return np.searchsorted(ordered, values, side="right") / max(len(ordered), 1)
+
+
+class AutoencoderAnomalyDetector:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 64,
+        channels: int = 1,
+        epochs: int = 30,
+        batch_size: int = 16,
+        learning_rate: float = 1e-3,
+        ssim_weight: float = 0.0,
+        threshold_percentile: float = 95.0,
+        score_method: str = "local",
+        val_fraction: float = 0.2,
+        enhanced: bool = False,
+        patience: int = 5,
+        seed: int = 0,
+        device: str | None = None,
+        progress: Callable[[TrainingProgress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        if channels not in (1, 3):
+            raise ValueError("channels must be 1 (grey) or 3 (colour).")
+        if not 0 < threshold_percentile < 100:
+            raise ValueError("The threshold percentile must be between 0 and 100.")
+        self.image_size = image_size
+        self.channels = channels
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.ssim_weight = ssim_weight
+        if score_method not in SCORE_METHODS:
+            raise ValueError(f"score_method must be one of {', '.join(SCORE_METHODS)}.")
+        self.threshold_percentile = threshold_percentile
+        self.score_method = score_method
+        self.val_fraction = val_fraction
+        self.enhanced = enhanced
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+        self.progress = progress
+        self.should_stop = should_stop
+
+    # ----------------------------------------------------------------- data
+    def _tensor(self, image) -> torch.Tensor:
+        if not isinstance(image, Image.Image):
+            image = decode_image(image).image
+        image = image.convert("L" if self.channels == 1 else "RGB").resize(
+            (self.image_size, self.image_size), Image.Resampling.BILINEAR
+        )
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        if array.ndim == 2:
+            array = array[None]
+        else:
+            array = array.transpose(2, 0, 1)
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+    def _stack(self, images: Sequence) -> torch.Tensor:
+        return torch.stack([self._tensor(image) for image in images])
+
+    def _device(self) -> torch.device:
+        if self.device:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    # ----------------------------------------------------------------- training
+    def fit(self, images: Sequence):
+        images = list(images)
+        if len(images) < 10:
+            raise ValueError("At least 10 normal images are needed to train an anomaly detector.")
+        seed_everything(self.seed)
+        device = self._device()
+        data = self._stack(images)
+        order = np.random.default_rng(self.seed).permutation(len(data))
+        val_count = max(2, int(round(len(data) * self.val_fraction)))
+        val_data, train_data = data[order[:val_count]], data[order[val_count:]]
+        model = ConvAutoencoder(self.image_size, self.channels).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=1e-5)
+        generator = torch.Generator().manual_seed(self.seed)
+        batches = max(1, int(np.ceil(len(train_data) / self.batch_size)))
+        total_steps = self.epochs * batches
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
+        best_loss, best_state, stale, step = float("inf"), None, 0, 0
+        self.history_, self.stopped_ = [], False
+        started = time.perf_counter()
+        for epoch in range(1, self.epochs + 1):
+            model.train()
+            permutation = torch.randperm(len(train_data), generator=generator)
+            running = 0.0
+            for batch_index in range(batches):
+                if self.should_stop and self.should_stop():
+                    self.stopped_ = True
+                    break
+                idx = permutation[batch_index * self.batch_size : (batch_index + 1) * self.batch_size]
+                if len(idx) < 2:
+                    continue  # BatchNorm needs two samples
+                batch = train_data[idx].to(device)
+                reconstruction = model(batch)
+                loss = self._loss(reconstruction, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                running += float(loss.detach()) * len(idx)
+                elapsed = time.perf_counter() - started
+                if self.progress:
+                    self.progress(
+                        TrainingProgress(
+                            "batch",
+                            epoch,
+                            self.epochs,
+                            batch_index + 1,
+                            batches,
+                            step / total_steps,
+                            elapsed / step * (total_steps - step),
+                            float(loss.detach()),
+                            f"Epoch {epoch}/{self.epochs}, batch {batch_index + 1}/{batches}",
+                        )
+                    )
+            if self.stopped_ and best_state is not None:
+                break
+            val_loss = float(self._loss_no_grad(model, val_data, device))
+            self.history_.append(
+                {"epoch": epoch, "train_loss": running / max(len(train_data), 1), "val_loss": val_loss}
+            )
+            if val_loss < best_loss:
+                best_loss, stale = val_loss, 0
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            if self.progress:
+                self.progress(
+                    TrainingProgress(
+                        "epoch",
+                        epoch,
+                        self.epochs,
+                        batches,
+                        batches,
+                        step / max(total_steps, 1),
+                        None,
+                        val_loss,
+                        f"Epoch {epoch}/{self.epochs}: validation loss {val_loss:.5f}",
+                        epoch_metrics=self.history_[-1],
+                    )
+                )
+            if self.stopped_ or stale >= self.patience:
+                break
+        model.load_state_dict(best_state)
+        model.eval()
+        self.model_ = model
+        self.val_reconstruction_errors_ = self._errors(val_data)
+        self.pixel_error_scale_ = float(max(np.percentile(self._pixel_errors(val_data).numpy(), 99), 1e-6))
+        self.train_latents_ = self._latents(train_data)
+        self.val_latents_ = self._latents(val_data)
+        self._fit_enhanced()
+        self.set_threshold(percentile=self.threshold_percentile)
+        return self
+
+    def _loss(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = F.mse_loss(reconstruction, target)
+        if self.ssim_weight:
+            loss = loss + self.ssim_weight * (1 - ssim(reconstruction, target))
+        return loss
+
+    def _loss_no_grad(self, model, data, device) -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(np.mean([float(self._loss(model(b.to(device)), b.to(device))) for b in data.split(64)]))
+
+    # ----------------------------------------------------------------- scoring
+    def _pixel_errors(self, data: torch.Tensor) -> torch.Tensor:
+        device = next(self.model_.parameters()).device
+        outputs = []
+        with torch.no_grad():
+            for batch in data.split(64):
+                batch = batch.to(device)
+                outputs.append(((self.model_(batch) - batch) ** 2).mean(dim=1).cpu())
+        return torch.cat(outputs)
+
+    def _errors(self, data: torch.Tensor) -> np.ndarray:
+        errors = self._pixel_errors(data)
+        if self.score_method == "mean":
+            return errors.flatten(1).mean(dim=1).numpy().astype(np.float64)
+        smoothed = F.avg_pool2d(errors[:, None], 3, stride=1, padding=1, count_include_pad=False)
+        return smoothed.flatten(1).quantile(0.99, dim=1).numpy().astype(np.float64)
+
+    def _latents(self, data: torch.Tensor) -> np.ndarray:
+        device = next(self.model_.parameters()).device
+        with torch.no_grad():
+            return torch.cat([self.model_.encode(b.to(device)).cpu() for b in data.split(64)]).numpy()
+
+    def _fit_enhanced(self) -> None:
+        self.detectors_ = None
+        if not self.enhanced:
+            return
+        from sklearn.ensemble import IsolationForest
+        from sklearn.neighbors import LocalOutlierFactor
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import OneClassSVM
+
+        scaler = StandardScaler().fit(self.train_latents_)
+        train = scaler.transform(self.train_latents_)
+        neighbours = max(2, min(20, len(train) - 1))
+        self.detectors_ = {
+            "scaler": scaler,
+            "isolation_forest": IsolationForest(n_estimators=200, random_state=self.seed).fit(train),
+            "local_outlier_factor": LocalOutlierFactor(n_neighbors=neighbours, novelty=True).fit(train),
+            "one_class_svm": OneClassSVM(nu=0.1, gamma="scale").fit(train),
+        }
+        self.val_component_scores_ = self._component_scores(self.val_latents_, self.val_reconstruction_errors_)
+
+    def _component_scores(self, latents: np.ndarray, errors: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw scores, each oriented so that higher means more anomalous."""
+        features = self.detectors_["scaler"].transform(latents)
+        return {
+            "reconstruction": errors,
+            "isolation_forest": -self.detectors_["isolation_forest"].score_samples(features),
+            "local_outlier_factor": -self.detectors_["local_outlier_factor"].score_samples(features),
+            "one_class_svm": -self.detectors_["one_class_svm"].decision_function(features),
+        }
+
+    def _ensemble(self, components: dict[str, np.ndarray]) -> np.ndarray:
+        ranks = [_rank_against(self.val_component_scores_[name], values) for name, values in components.items()]
+        return np.mean(ranks, axis=0)
+
+    def set_threshold(self, *, percentile: float | None = None, value: float | None = None) -> float:
+        """Move the decision threshold by validation percentile or to an explicit score."""
+        reference = self.validation_scores()
+        if value is not None:
+            self.threshold_ = float(value)
+            self.threshold_percentile = float(100.0 * np.mean(reference <= value))
+        else:
+            self.threshold_percentile = float(percentile if percentile is not None else self.threshold_percentile)
+            self.threshold_ = float(np.percentile(reference, self.threshold_percentile))
+        return self.threshold_
+
+    def validation_scores(self) -> np.ndarray:
+        """Scores of the held-out normal images, in the units ``score`` reports."""
+        if self.detectors_:
+            return self._ensemble(self.val_component_scores_)
+        return self.val_reconstruction_errors_
+
+    def anomaly_scores(self, images: Sequence) -> np.ndarray:
+        data = self._stack(list(images))
+        errors = self._errors(data)
+        if not self.detectors_:
+            return errors
+        return self._ensemble(self._component_scores(self._latents(data), errors))
+
+    def score(self, images: Sequence) -> list[dict]:
+        data = self._stack(list(images))
+        errors = self._errors(data)
+        results = []
+        if self.detectors_:
+            components = self._component_scores(self._latents(data), errors)
+            scores = self._ensemble(components)
+        else:
+            components, scores = {}, errors
+        for i, score in enumerate(scores):
+            item = {
+                "score": float(score),
+                "threshold": self.threshold_,
+                "is_anomaly": bool(score > self.threshold_),
+                "reconstruction_error": float(errors[i]),
+                "mode": "enhanced" if self.detectors_ else "reconstruction",
+            }
+            if components:
+                item["components"] = {
+                    name: float(_rank_against(self.val_component_scores_[name], values[i : i + 1])[0])
+                    for name, values in components.items()
+                }
+            results.append(item)
+        return results
+
+    def error_heatmap(self, image) -> np.ndarray:
+        """Per-pixel squared error scaled to [0, 1] by ``pixel_error_scale_`` (see module docstring)."""
+        errors = self._pixel_errors(self._tensor(image)[None])[0].numpy()
+        return np.clip(errors / (2 * self.pixel_error_scale_), 0, 1).astype(np.float32)
+
+    def error_heatmap_png(self, image, alpha: float = 0.5) -> bytes:
+        if not isinstance(image, Image.Image):
+            image = decode_image(image).image
+        heatmap = self.error_heatmap(image)
+        base = np.asarray(image.convert("RGB").resize((self.image_size, self.image_size)))
+        colours = cv2.cvtColor(cv2.applyColorMap((heatmap * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        blended = (base * (1 - alpha) + colours * alpha).clip(0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(blended).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    def histogram(self, bins: int = 30) -> dict:
+        counts, edges = np.histogram(self.validation_scores(), bins=bins)
+        return {
+            "counts": counts.tolist(),
+            "edges": edges.tolist(),
+            "threshold": self.threshold_,
+            "percentile": self.threshold_percentile,
+            "scores": self.validation_scores().tolist(),
+        }
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        torch.save(
+            {
+                "format": BUNDLE_FORMAT,
+                "settings": {
+                    "image_size": self.image_size,
+                    "channels": self.channels,
+                    "epochs": self.epochs,
+                    "batch_size": self.batch_size,
+                    "learning_rate": self.learning_rate,
+                    "ssim_weight": self.ssim_weight,
+                    "score_method": self.score_method,
+                    "val_fraction": self.val_fraction,
+                    "enhanced": self.enhanced,
+                    "patience": self.patience,
+                    "seed": self.seed,
+                },
+                "threshold": self.threshold_,
+                "threshold_percentile": self.threshold_percentile,
+                "pixel_error_scale": self.pixel_error_scale_,
+                "val_reconstruction_errors": torch.from_numpy(self.val_reconstruction_errors_),
+                "train_latents": torch.from_numpy(self.train_latents_),
+                "val_latents": torch.from_numpy(self.val_latents_),
+                "history": self.history_,
+                "state_dict": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
+            },
+            path,
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str | None = None) -> AutoencoderAnomalyDetector:
+        bundle = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if bundle.get("format") != BUNDLE_FORMAT:
+            raise ValueError("This file is not a DeepMed anomaly detector.")
+        detector = cls(**bundle["settings"], device=device)
+        model = ConvAutoencoder(detector.image_size, detector.channels)
+        model.load_state_dict(bundle["state_dict"])
+        detector.model_ = model.to(detector._device()).eval()
+        detector.val_reconstruction_errors_ = bundle["val_reconstruction_errors"].numpy()
+        detector.train_latents_ = bundle["train_latents"].numpy()
+        detector.val_latents_ = bundle["val_latents"].numpy()
+        detector.pixel_error_scale_ = bundle["pixel_error_scale"]
+        detector.history_ = bundle["history"]
+        detector._fit_enhanced()
+        detector.set_threshold(value=bundle["threshold"])
+        detector.threshold_percentile = bundle["threshold_percentile"]
+        return detector
