@@ -53,37 +53,51 @@ def generator_backend_name(preference: str = "auto") -> str:
     return "extractive"
 
 
-def _build(backend: str):
+# Answer length → (sentences quoted by the extractive generator, tokens an LLM may write).
+LENGTHS = {"short": (2, 160), "normal": (3, 320), "long": (5, 640)}
+
+
+def _build(backend: str, answer_length: str):
     from .rag.generation import (
         ExtractiveGenerator,
         FallbackGenerator,
         OpenAICompatibleGenerator,
         TransformersGenerator,
     )
+    from .services import embedder_get
 
-    extractive = ExtractiveGenerator()
+    sentences, tokens = LENGTHS.get(answer_length, LENGTHS["normal"])
+    extractive = ExtractiveGenerator(embedder=embedder_get(), max_sentences=sentences)
     if backend == "http":
         primary = OpenAICompatibleGenerator(
             base_url=settings.LLM_BASE_URL,
             model=settings.LLM_MODEL,
-            api_key=settings.LLM_API_KEY or None,
+            api_key=settings.LLM_API_KEY or "",
             timeout=settings.LLM_TIMEOUT_SECONDS,
+            max_tokens=tokens,
+            history_turns=settings.CHAT_HISTORY_TURNS,
         )
     elif backend == "local":
-        primary = TransformersGenerator(model_path=str(local_model_path()))
+        # The model itself is cached by path inside rag.generation, so the three lengths share one copy.
+        primary = TransformersGenerator(
+            model_path=str(local_model_path()),
+            max_new_tokens=tokens // 2,
+            history_turns=min(2, settings.CHAT_HISTORY_TURNS),
+        )
     else:
         return extractive
     return FallbackGenerator(primary, extractive, timeout_s=settings.LLM_TIMEOUT_SECONDS)
 
 
-def get_generator(backend: str):
-    """The generator for a backend, built on first use and kept for the life of the process (models load once)."""
-    generator = _generators.get(backend)
+def get_generator(backend: str, *, answer_length: str = "normal"):
+    """The generator for a backend and answer length, built on first use and kept for the life of the process."""
+    key = f"{backend}:{answer_length}"
+    generator = _generators.get(key)
     if generator is None:
         with _lock:
-            generator = _generators.get(backend)
+            generator = _generators.get(key)
             if generator is None:
-                generator = _generators[backend] = _build(backend)
+                generator = _generators[key] = _build(backend, answer_length)
     return generator
 
 

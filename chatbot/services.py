@@ -568,13 +568,15 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _history_window(conversation: Conversation) -> list[tuple[str, str]]:
-    """The last CHAT_HISTORY_TURNS question/answer pairs, oldest first, for the generator."""
+def _history_window(conversation: Conversation) -> list[dict]:
+    """The last CHAT_HISTORY_TURNS question/answer pairs, oldest first, for the generator (refusals left out)."""
     turns = settings.CHAT_HISTORY_TURNS * 2
     if turns == 0:
         return []
-    recent = list(conversation.messages.order_by("-created_at", "-id").values_list("role", "text")[:turns])
-    return list(reversed(recent))
+    recent = list(
+        conversation.messages.filter(refused=False).order_by("-created_at", "-id").values_list("role", "text")[:turns]
+    )
+    return [{"role": role, "content": text} for role, text in reversed(recent)]
 
 
 def message_send(*, user, conversation: Conversation, text: str, embedder=None) -> Message:
@@ -631,10 +633,7 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
                 )
                 for passage in passages
             ]
-            answer = get_generator(backend).generate(
-                question=masked, chunks=chunks, history=history, answer_length=preference.answer_length
-            )
-            cited = _cited_passages(answer, passages)
+            answer = get_generator(backend, answer_length=preference.answer_length).generate(masked, history, chunks)
             answer_fields.update(
                 text=answer.text,
                 backend=answer.backend,
@@ -648,29 +647,14 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
                         "code": passage.code,
                         "chunk_key": passage.key,
                     }
-                    for passage in cited
+                    # Every retrieved passage, in order: "[n]" in the answer is sources[n-1].
+                    for passage in passages
                 ],
             )
     latency_ms = int((time.perf_counter() - started) * 1000)
     return Message.objects.create(
         conversation=conversation, role=Message.Role.ASSISTANT, latency_ms=latency_ms, **answer_fields
     )
-
-
-def _cited_passages(answer, passages: list[RetrievedPassage]) -> list[RetrievedPassage]:
-    """The sources in citation order: [n] in the answer is sources[n-1]. All passages when the answer lists none."""
-    citations = list(getattr(answer, "citations", None) or [])
-    if not citations:
-        return passages
-    by_key = {passage.key: passage for passage in passages}
-    ordered = []
-    for citation in citations:
-        key = citation if isinstance(citation, str) else getattr(citation, "key", None)
-        if isinstance(citation, int) and 0 <= citation - 1 < len(passages):
-            ordered.append(passages[citation - 1])
-        elif key in by_key:
-            ordered.append(by_key[key])
-    return ordered or passages
 
 
 def feedback_give(*, user, message: Message, rating: int, comment: str = "") -> Feedback:
