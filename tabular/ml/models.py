@@ -11,9 +11,11 @@ in the training pipeline, so a space plugs straight into the pipeline built by `
 
 SVM probabilities: `SVC(probability=True)` runs an internal 5-fold Platt scaling on every fit, which
 multiplies the SVM's cost by about six (DESIGN §8: half of a whole seven-model search). The catalogue
-builds `SVC(probability=False)` and ranks with `decision_function`; probabilities come from the
+builds a plain `SVC()` and ranks with `decision_function`; probabilities come from the
 calibration step in `calibration.py`, fitted once on out-of-fold decision values the search produced
-anyway. `benchmarks/tabular_training.py` measures both.
+anyway — the recipe scikit-learn 1.9 itself recommends when deprecating `probability=True`
+(`CalibratedClassifierCV(SVC(), ensemble=False)`), minus the refits. `benchmarks/tabular_training.py`
+measures both.
 """
 
 from __future__ import annotations
