@@ -45,6 +45,8 @@ var-dir:
 run: venv var-dir
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_demo
+	@# Idempotent (unchanged documents are skipped): the guide loads now, ICD-10-CM and HPO on the worker.
+	$(PY) manage.py load_knowledge_base --background
 	@# With DEBUG=1 the development server serves static files itself; otherwise WhiteNoise needs them collected.
 	@if [[ ! "$${DEBUG,,}" =~ ^(1|true|yes|on)$$ ]]; then $(PY) manage.py collectstatic --noinput --verbosity 0; fi
 	@echo

@@ -41,7 +41,10 @@ def chat_page(request):
         current = next((c for c in conversations if str(c.pk) == requested), None)
         if current is None:
             # Older than the sidebar shows, or not this user's (then: not found, as everywhere).
-            current = selectors.conversation_get_for_user(user=request.user, conversation_id=requested)
+            try:
+                current = selectors.conversation_get_for_user(user=request.user, conversation_id=requested)
+            except ApplicationError as exc:
+                raise Http404(exc.message) from exc
     preference = services.preference_get(user=request.user)
     context = {
         "conversations": conversations,
