@@ -8,8 +8,8 @@ Layout understood (``relative_name`` = path inside the upload, ``/``-separated):
 A single wrapper folder around all of it (``my_data/cats/1.png``) is stripped.
 
 ``index_images(items, *, patient_salt=None, min_classes=2, min_per_class=5) -> DatasetIndex``
-    ``items`` is a sequence of ``(path_on_disk, relative_name)`` — what ``archive.extract_images``
-    returns (server names on disk, the archive's names as metadata). Every file is decoded
+    ``items`` is a sequence of ``(path_on_disk, relative_name)`` pairs or the ``ExtractedFile`` list
+    ``archive.extract_images`` returns (server names on disk, the archive's names as metadata). Every file is decoded
     (``images.decode_image``); failures land in ``skipped`` with a reason, exact duplicates (SHA-256
     of the content) in ``duplicates`` (the first copy is kept, the others skipped so the same image
     cannot sit on both sides of a split). Raises ``DatasetError`` (codes ``no_images``,
@@ -150,6 +150,8 @@ def index_images(
     min_per_class: int = 5,
 ) -> DatasetIndex:
     """Decode, check and index ``(path, relative_name)`` pairs; raise ``DatasetError`` if unusable."""
+    # ``archive.ExtractedFile`` objects are accepted as they are.
+    items = [(item.path, item.original_name) if hasattr(item, "original_name") else item for item in items]
     items = [(Path(path), str(name).replace("\\", "/").strip("/")) for path, name in items]
     parts_list = [tuple(p for p in name.split("/") if p) for _, name in items]
     depth = _strip_wrapper(parts_list)

@@ -113,3 +113,21 @@ def test_records_dataset_yields_rgb_images_and_class_indices(shapes_folder):
     image, label = dataset[0]
     assert image.mode == "RGB" and label == 0
     assert len(dataset) == 18
+
+
+def test_an_extracted_zip_is_indexed_by_its_original_names(tmp_path):
+    import zipfile
+
+    from imaging.ml.archive import extract_images, inspect_zip
+
+    folder = write_shapes_folder(tmp_path / "src", 5, size=16, shapes=("circle", "square"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*.png")):
+            archive.write(path, "upload/" + path.relative_to(folder).as_posix())
+    report = inspect_zip(buffer, max_files=100, max_uncompressed_bytes=10**7)
+    files = extract_images(buffer, tmp_path / "media", report)
+    index = index_images(files)
+    assert index.class_counts == {"circle": 5, "square": 5}
+    assert index.records[0].relative_name.startswith("upload/circle/")
+    assert index.records[0].path.parent == (tmp_path / "media").resolve()
