@@ -11,6 +11,7 @@ from django.templatetags.static import static
 
 from accounts.mfa import user_has_confirmed_mfa
 from modelhub.selectors import training_model_list_for_user, training_run_list_for_user
+from tabular.selectors import dataset_list_for_user
 
 from .middleware import wants_json
 
@@ -41,13 +42,11 @@ DOC_SECTIONS: tuple[DocSection, ...] = (
         "uploading-data",
         "Uploading data",
         "Preparing a CSV, Excel or JSON file and checking its profile.",
-        available=False,
     ),
     DocSection(
         "cleaning",
         "Cleaning",
         "Reviewing the cleaning plan: dropped columns, missing values, encoding.",
-        available=False,
     ),
     DocSection("training", "Training", "Choosing a target, models, search level and validation.", available=False),
     DocSection(
@@ -93,6 +92,7 @@ def welcome(request):
 def dashboard(request):
     user = request.user
     context = {
+        "datasets": list(dataset_list_for_user(user=user)[:DASHBOARD_RECENT_ROWS]),
         "runs": list(training_run_list_for_user(user=user)[:DASHBOARD_RECENT_ROWS]),
         "models": list(training_model_list_for_user(user=user)[:DASHBOARD_RECENT_ROWS]),
         # The same test the profile page and the login flow use, so "on" means the same everywhere.

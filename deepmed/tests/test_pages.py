@@ -194,6 +194,25 @@ def test_charlie_does_not_see_alices_runs_or_models_on_his_dashboard(client, ali
     assert "No training runs yet." in body and "No models yet." in body
 
 
+def test_dashboard_lists_alices_datasets_and_not_charlies(client, alice, charlie):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tabular.services import dataset_create
+
+    csv = b"age;outcome\n61;yes\n45;no\n50;no\n"
+    dataset_create(user=alice, uploaded_file=SimpleUploadedFile("ward.csv", csv), name="Ward 7 admissions")
+
+    client.force_login(alice)
+    body = html(client.get("/dashboard"))
+    assert "Ward 7 admissions" in body
+    assert "No datasets yet." not in body
+
+    client.force_login(charlie)
+    body = html(client.get("/dashboard"))
+    assert "Ward 7 admissions" not in body
+    assert "No datasets yet." in body
+
+
 def test_dashboard_shows_only_the_most_recent_runs(alice_client, alice):
     for number in range(pages.DASHBOARD_RECENT_ROWS + 2):
         TrainingRunFactory(user=alice, run_name=f"cohort-run-{number:02d}")
