@@ -41,7 +41,10 @@ def _point(method: str, threshold: float, fpr: float, tpr: float, target: float 
 def youden_threshold(y_binary, scores) -> dict[str, Any]:
     """{"method": "youden", "threshold", "sensitivity", "specificity"} maximising sensitivity + specificity."""
     fpr, tpr, thresholds = _operating_points(y_binary, scores)
-    best = int(np.argmax(tpr - fpr))  # roc_curve lists thresholds high to low: argmax takes the highest tie
+    youden = tpr - fpr
+    # roc_curve lists thresholds high to low, so the first (near-)maximum is the highest tied threshold;
+    # the tolerance keeps 2/3 − 0 and 1 − 1/3 equal despite floating point.
+    best = int(np.flatnonzero(youden >= youden.max() - 1e-12)[0])
     return _point("youden", thresholds[best], fpr[best], tpr[best])
 
 
