@@ -183,9 +183,17 @@ def test_stop_after_the_first_model_keeps_it_and_marks_the_run_stopped():
     assert result.models[0].estimator.predict(X.head(3)).shape == (3,)
 
 
-def test_stop_is_checked_between_folds():
+def test_stop_is_checked_between_folds(monkeypatch):
     X, y = patients(200)
     fits = []
+    started = []
+    real_fit = training._fit_and_score
+
+    def counting_fit(*args, **kwargs):
+        started.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_fit_and_score", counting_fit)
 
     def progress(event):
         if event.stage == "search":
@@ -203,6 +211,7 @@ def test_stop_is_checked_between_folds():
     assert result.stopped
     assert result.models == []
     assert fits == [1, 2]
+    assert len(started) == 2  # the remaining fits never ran
 
 
 def test_a_failing_model_is_recorded_and_the_others_continue():
