@@ -222,6 +222,12 @@ def _build_lite0(num_classes: int, *, pretrained: bool, pretrained_dir) -> tuple
             model.load_state_dict(_load_state_dict(path))
             weights, loaded = f"imagenet weights from {path}", True
     model._fc = nn.Linear(model._fc.in_features, num_classes)
+    # The package copies TensorFlow's batch-norm decay of 0.99 (PyTorch momentum 0.01): after the
+    # few hundred steps of a fine-tune the running statistics are still ImageNet's, and validation
+    # in eval mode suffers. PyTorch's default momentum adapts them within an epoch.
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
     info = ModelInfo(
         DEFAULT_ARCHITECTURE, "EfficientNet-Lite0", num_classes, loaded, weights, LITE_MEAN, LITE_STD, LITE0_CAM_LAYER
     )

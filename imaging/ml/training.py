@@ -8,6 +8,7 @@
     trainer.predict([...])                        # → class names
     trainer.save("model.pt"); ImageClassifierTrainer.load("model.pt")
 
+``augment`` (training images only) is a PIL → PIL callable or an ``augmentation.PRESETS`` name.
 Datasets yield ``(PIL image, index)`` (``datasets.ImageRecordsDataset``/``PilListDataset``) — the
 trainer applies its own resize + normalisation, so what is served is what was validated — or
 ``(tensor, index)`` already preprocessed. Class names come from ``class_names=`` or the dataset's
@@ -167,7 +168,7 @@ class ImageClassifierTrainer:
         seed: int = 0,
         pretrained: bool = True,
         pretrained_dir: str | os.PathLike | None = None,
-        augment: Callable[[Image.Image], Image.Image] | None = None,
+        augment: str | Callable[[Image.Image], Image.Image] | None = None,
         device: str | None = None,
         num_workers: int = 0,
         progress: Callable[[TrainingProgress], None] | None = None,
@@ -210,6 +211,7 @@ class ImageClassifierTrainer:
             "grad_clip": self.grad_clip,
             "patience": self.patience,
             "seed": self.seed,
+            "augment": self.augment if isinstance(self.augment, str) else None,
         }
 
     def _device(self) -> torch.device:
@@ -242,7 +244,7 @@ class ImageClassifierTrainer:
         # A last batch of one sample breaks BatchNorm in training mode.
         drop_last = len(train_dataset) % self.batch_size == 1 and len(train_dataset) > self.batch_size
         train_loader = DataLoader(
-            _Transformed(train_dataset, self.transform_, self.augment),
+            _Transformed(train_dataset, self.transform_, self._augmenter()),
             batch_size=self.batch_size,
             shuffle=True,
             generator=generator,
@@ -360,6 +362,15 @@ class ImageClassifierTrainer:
         self.train_seconds_ = train_seconds
         self.train_images_per_second_ = images_seen / train_seconds if train_seconds > 0 else 0.0
         return self
+
+    def _augmenter(self) -> Callable[[Image.Image], Image.Image] | None:
+        """Training-time augmentation: a callable, or the name of an ``augmentation`` preset."""
+        if not isinstance(self.augment, str):
+            return self.augment
+        from .augmentation import augment_image, build_pipeline
+
+        pipeline = build_pipeline(self.augment, seed=self.seed)
+        return lambda image: augment_image(image, pipeline)
 
     def _validate(self, model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, list, np.ndarray]:
         """Mean validation loss, true labels and predicted probabilities."""

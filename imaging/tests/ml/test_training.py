@@ -147,3 +147,25 @@ def test_explain_works_for_efficientnet_lite0(tiny_split):
     assert result["label"] in trainer.class_names_
     assert result["heatmap"].shape == (32, 32) and result["overlay_png"].startswith(b"\x89PNG")
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_augmentation_applies_to_training_images_only(tiny_split):
+    seen = []
+
+    def augment(image):
+        seen.append(image.size)
+        return image
+
+    trainer = ImageClassifierTrainer(
+        "mobilenet_v3_small", epochs=1, batch_size=9, image_size=32, pretrained=False, augment=augment
+    )
+    trainer.fit(*tiny_split)
+    assert len(seen) == len(tiny_split[0])
+
+
+def test_augmentation_preset_by_name_is_accepted(tiny_split):
+    trainer = ImageClassifierTrainer(
+        "mobilenet_v3_small", epochs=1, batch_size=9, image_size=32, pretrained=False, augment="chest_xray"
+    )
+    trainer.fit(*tiny_split)
+    assert trainer.config()["augment"] == "chest_xray"
