@@ -34,6 +34,8 @@ def test_efficientnet_lite0_loads_the_packaged_imagenet_weights_and_uses_minus_o
     assert info.weights.endswith("efficientnet-lite0-57934424.pth")
     assert info.mean == (0.5, 0.5, 0.5) and info.std == (0.5, 0.5, 0.5)
     assert model._fc.out_features == 4
+    # PyTorch's momentum, not TensorFlow's 0.01, so a short fine-tune adapts the running statistics.
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
 def test_torchvision_weights_come_from_the_weights_folder_when_present(tmp_path):

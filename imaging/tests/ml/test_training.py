@@ -169,3 +169,11 @@ def test_augmentation_preset_by_name_is_accepted(tiny_split):
     )
     trainer.fit(*tiny_split)
     assert trainer.config()["augment"] == "chest_xray"
+
+
+def test_the_same_seed_trains_the_same_model(tiny_split):
+    def run():
+        trainer = ImageClassifierTrainer("mobilenet_v3_small", epochs=1, batch_size=6, image_size=32, pretrained=False)
+        return trainer.fit(*tiny_split).predict_proba(tiny_split[1].images)
+
+    assert np.allclose(run(), run(), atol=1e-6)
