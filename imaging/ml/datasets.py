@@ -12,7 +12,8 @@ A single wrapper folder around all of it (``my_data/cats/1.png``) is stripped.
     ``archive.extract_images`` returns (server names on disk, the archive's names as metadata). Every file is decoded
     (``images.decode_image``); failures land in ``skipped`` with a reason, exact duplicates (SHA-256
     of the content) in ``duplicates`` (the first copy is kept, the others skipped so the same image
-    cannot sit on both sides of a split). Raises ``DatasetError`` (codes ``no_images``,
+    cannot sit on both sides of a split). DICOM PatientIDs become ``patient_key`` (salted hash;
+    a random salt when none is given). Raises ``DatasetError`` (codes ``no_images``,
     ``too_few_classes``, ``too_few_images``) when the collection cannot be trained on.
 ``index_image_folder(root, **kwargs)``: the same for a folder on disk.
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +152,9 @@ def index_images(
     min_per_class: int = 5,
 ) -> DatasetIndex:
     """Decode, check and index ``(path, relative_name)`` pairs; raise ``DatasetError`` if unusable."""
+    # Without a salt from the caller a random one still groups a patient's files within this index,
+    # which is all splitting needs; a stable salt (a setting) makes keys comparable across uploads.
+    patient_salt = patient_salt or secrets.token_hex(16)
     # ``archive.ExtractedFile`` objects are accepted as they are.
     items = [(item.path, item.original_name) if hasattr(item, "original_name") else item for item in items]
     items = [(Path(path), str(name).replace("\\", "/").strip("/")) for path, name in items]
