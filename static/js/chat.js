@@ -141,11 +141,13 @@
   function renderFeedback(container, messageId, existing) {
     var box = el("div", "chat-feedback");
     var label = el("span", "muted", "Was this helpful?");
-    var up = el("button", "chat-thumb secondary outline", "👍");
-    var down = el("button", "chat-thumb secondary outline", "👎");
+    var up = el("button", "chat-thumb secondary outline", "Yes");
+    var down = el("button", "chat-thumb secondary outline", "No");
     up.type = down.type = "button";
-    up.setAttribute("aria-label", "Helpful");
-    down.setAttribute("aria-label", "Not helpful");
+    up.setAttribute("aria-label", "Helpful (thumbs up)");
+    down.setAttribute("aria-label", "Not helpful (thumbs down)");
+    up.dataset.rating = "1";
+    down.dataset.rating = "-1";
     var commentForm = el("form", "chat-comment");
     commentForm.hidden = true;
     var commentId = "comment-" + messageId;
