@@ -231,6 +231,8 @@ class ImageClassifierTrainer:
         names = list(class_names or getattr(train_dataset, "class_names", None) or [])
         if not names:
             raise ValueError("Class names are needed: pass class_names= or use a dataset with class_names.")
+        if len(train_dataset) == 0 or len(val_dataset) == 0:
+            raise ValueError("Training needs at least one training and one validation image.")
         seed_everything(self.seed)
         device = self._device()
         model, info = build_model(

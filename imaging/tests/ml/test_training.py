@@ -177,3 +177,10 @@ def test_the_same_seed_trains_the_same_model(tiny_split):
         return trainer.fit(*tiny_split).predict_proba(tiny_split[1].images)
 
     assert np.allclose(run(), run(), atol=1e-6)
+
+
+def test_fit_refuses_an_empty_validation_set(tiny_split):
+    from imaging.ml.datasets import PilListDataset
+
+    with pytest.raises(ValueError, match="at least one training and one validation"):
+        ImageClassifierTrainer("resnet18", image_size=32).fit(tiny_split[0], PilListDataset([], [], ["a", "b", "c"]))
