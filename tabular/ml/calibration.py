@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 __all__ = [
     "MIN_RELATIVE_GAIN",
@@ -80,6 +80,25 @@ def _as_feature(scores: np.ndarray, score_method: str) -> np.ndarray:
     return scores
 
 
+def _platt(feature: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Platt's sigmoid fit, with his smoothed targets so (nearly) separable scores still give finite slopes."""
+    n_positive = float(target.sum())
+    n_negative = float(len(target) - n_positive)
+    smoothed = np.where(target > 0, (n_positive + 1.0) / (n_positive + 2.0), 1.0 / (n_negative + 2.0))
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        slope, intercept = params
+        z = slope * feature + intercept
+        # log(1 + e^z) − t·z is the logistic loss; logaddexp keeps it finite for large |z|.
+        value = np.sum(np.logaddexp(0.0, z) - smoothed * z)
+        residual = expit(z) - smoothed
+        return float(value), np.array([np.dot(residual, feature), residual.sum()])
+
+    prior = np.log((n_positive + 1.0) / (n_negative + 1.0))
+    fitted = minimize(loss, np.array([1.0, prior]), jac=True, method="L-BFGS-B")
+    return float(fitted.x[0]), float(fitted.x[1])
+
+
 class CalibrationMap(BaseEstimator):
     """A fitted score → probability map (sigmoid or isotonic), one-vs-rest for multiclass."""
 
@@ -92,9 +111,7 @@ class CalibrationMap(BaseEstimator):
             return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(feature, target)
         if target.min() == target.max():
             return float(target[0])  # a class absent (or alone) in the fitting rows: constant probability
-        model = LogisticRegression(C=1e4, l1_ratio=0.0, max_iter=1000)
-        model.fit(feature.reshape(-1, 1), target)
-        return (float(model.coef_[0, 0]), float(model.intercept_[0]))
+        return _platt(feature, target)
 
     def _apply(self, mapper, feature: np.ndarray) -> np.ndarray:
         if isinstance(mapper, float):
