@@ -18,9 +18,12 @@ ssim_weight=0.0, enhanced=False)``
   percentile or value, as the histogram slider on the page does). ``histogram()`` gives the
   validation scores binned, with the threshold, for that page.
 - Enhanced mode (``enhanced=True``): Isolation Forest, Local Outlier Factor (``novelty=True``) and a
-  One-Class SVM are fitted on the encoder's 256-d latent features of the training images
-  (standardised). Each of the four detectors (reconstruction error + the three) gives a raw
-  "higher is more anomalous" score; each raw score is rank-normalised against that detector's
+  One-Class SVM are fitted on encoder features of the training images (standardised): the feature
+  maps after the encoder's third block, mean- and max-pooled over space (256 values). Pooling makes
+  them position-invariant; the 256-d bottleneck mostly encodes *where* things are, and on the
+  synthetic benchmark its detectors scored AUROC 0.3–0.55 against 0.82–0.86 for the pooled maps.
+  Each of the four detectors (reconstruction error + the three) gives a raw "higher is more
+  anomalous" score; each raw score is rank-normalised against that detector's
   scores on the validation images (the fraction of normal validation images scoring at or below it,
   so 0.97 means "more unusual than 97 % of normal images"), and the ensemble score is the mean of the
   four ranks. The threshold is then the chosen percentile of the validation ensemble scores.
@@ -28,7 +31,7 @@ ssim_weight=0.0, enhanced=False)``
   ``error_heatmap_png(image)``: per-pixel squared error, scaled by the validation images' 99th
   percentile pixel error (so equal colours mean equal errors across images), jet colours on the image.
 - ``save(path)`` / ``load(path)``: one ``torch.save`` bundle (weights, threshold, validation scores,
-  settings); enhanced-mode scikit-learn models are rebuilt deterministically from the stored latent
+  settings); enhanced-mode scikit-learn models are rebuilt deterministically from the stored encoder
   features, so loading never unpickles arbitrary objects.
 """
 
@@ -267,8 +270,8 @@ class AutoencoderAnomalyDetector:
         self.model_ = model
         self.val_reconstruction_errors_ = self._errors(val_data)
         self.pixel_error_scale_ = float(max(np.percentile(self._pixel_errors(val_data).numpy(), 99), 1e-6))
-        self.train_latents_ = self._latents(train_data)
-        self.val_latents_ = self._latents(val_data)
+        self.train_features_ = self._features(train_data)
+        self.val_features_ = self._features(val_data)
         self._fit_enhanced()
         self.set_threshold(percentile=self.threshold_percentile)
         return self
@@ -301,10 +304,16 @@ class AutoencoderAnomalyDetector:
         smoothed = F.avg_pool2d(errors[:, None], 3, stride=1, padding=1, count_include_pad=False)
         return smoothed.flatten(1).quantile(0.99, dim=1).numpy().astype(np.float64)
 
-    def _latents(self, data: torch.Tensor) -> np.ndarray:
+    def _features(self, data: torch.Tensor) -> np.ndarray:
+        """Encoder block-3 maps, mean- and max-pooled: the enhanced detectors' input."""
         device = next(self.model_.parameters()).device
+        third_block = self.model_.encoder_conv[:9]  # 3 × (conv, batch norm, ReLU)
+        outputs = []
         with torch.no_grad():
-            return torch.cat([self.model_.encode(b.to(device)).cpu() for b in data.split(64)]).numpy()
+            for batch in data.split(64):
+                maps = third_block(batch.to(device))
+                outputs.append(torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1).cpu())
+        return torch.cat(outputs).numpy()
 
     def _fit_enhanced(self) -> None:
         self.detectors_ = None
@@ -315,8 +324,8 @@ class AutoencoderAnomalyDetector:
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import OneClassSVM
 
-        scaler = StandardScaler().fit(self.train_latents_)
-        train = scaler.transform(self.train_latents_)
+        scaler = StandardScaler().fit(self.train_features_)
+        train = scaler.transform(self.train_features_)
         neighbours = max(2, min(20, len(train) - 1))
         self.detectors_ = {
             "scaler": scaler,
@@ -324,11 +333,11 @@ class AutoencoderAnomalyDetector:
             "local_outlier_factor": LocalOutlierFactor(n_neighbors=neighbours, novelty=True).fit(train),
             "one_class_svm": OneClassSVM(nu=0.1, gamma="scale").fit(train),
         }
-        self.val_component_scores_ = self._component_scores(self.val_latents_, self.val_reconstruction_errors_)
+        self.val_component_scores_ = self._component_scores(self.val_features_, self.val_reconstruction_errors_)
 
-    def _component_scores(self, latents: np.ndarray, errors: np.ndarray) -> dict[str, np.ndarray]:
+    def _component_scores(self, features: np.ndarray, errors: np.ndarray) -> dict[str, np.ndarray]:
         """Raw scores, each oriented so that higher means more anomalous."""
-        features = self.detectors_["scaler"].transform(latents)
+        features = self.detectors_["scaler"].transform(features)
         return {
             "reconstruction": errors,
             "isolation_forest": -self.detectors_["isolation_forest"].score_samples(features),
@@ -362,14 +371,14 @@ class AutoencoderAnomalyDetector:
         errors = self._errors(data)
         if not self.detectors_:
             return errors
-        return self._ensemble(self._component_scores(self._latents(data), errors))
+        return self._ensemble(self._component_scores(self._features(data), errors))
 
     def score(self, images: Sequence) -> list[dict]:
         data = self._stack(list(images))
         errors = self._errors(data)
         results = []
         if self.detectors_:
-            components = self._component_scores(self._latents(data), errors)
+            components = self._component_scores(self._features(data), errors)
             scores = self._ensemble(components)
         else:
             components, scores = {}, errors
@@ -438,8 +447,8 @@ class AutoencoderAnomalyDetector:
                 "threshold_percentile": self.threshold_percentile,
                 "pixel_error_scale": self.pixel_error_scale_,
                 "val_reconstruction_errors": torch.from_numpy(self.val_reconstruction_errors_),
-                "train_latents": torch.from_numpy(self.train_latents_),
-                "val_latents": torch.from_numpy(self.val_latents_),
+                "train_features": torch.from_numpy(self.train_features_),
+                "val_features": torch.from_numpy(self.val_features_),
                 "history": self.history_,
                 "state_dict": {k: v.detach().cpu() for k, v in self.model_.state_dict().items()},
             },
@@ -457,8 +466,8 @@ class AutoencoderAnomalyDetector:
         model.load_state_dict(bundle["state_dict"])
         detector.model_ = model.to(detector._device()).eval()
         detector.val_reconstruction_errors_ = bundle["val_reconstruction_errors"].numpy()
-        detector.train_latents_ = bundle["train_latents"].numpy()
-        detector.val_latents_ = bundle["val_latents"].numpy()
+        detector.train_features_ = bundle["train_features"].numpy()
+        detector.val_features_ = bundle["val_features"].numpy()
         detector.pixel_error_scale_ = bundle["pixel_error_scale"]
         detector.history_ = bundle["history"]
         detector._fit_enhanced()
