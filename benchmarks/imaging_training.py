@@ -5,7 +5,7 @@ Parts (``--parts``, comma-separated; all by default):
   throughput   images/s of the training loop through ImageClassifierTrainer vs a bare torchvision
                loop (same model family built with weights=None, same synthetic 64×64 data, same
                PIL → tensor transform in a DataLoader, same batch size, AdamW + cross-entropy),
-               interleaved bare/platform/bare/platform, best of each → overhead ratio.
+               interleaved bare/platform × --rounds, best and median of each → overhead ratio.
                Validation time is excluded from both (the trainer's train_images_per_second_).
   acceptance   synthetic shapes (circle/square/triangle on noise, 64×64, 200 per class, stratified
                80/20 split): ResNet-18 at level 3 and EfficientNet-Lite0 at level 2 → validation
@@ -94,10 +94,11 @@ def run_throughput(args) -> None:
     train, val = PilListDataset(images, labels, names), PilListDataset(val_images, val_labels, names)
     settings = {"epochs": args.throughput_epochs, "batch_size": 16, "image_size": 64, "lr": 0.001, "seed": 0}
     bare, platform = [], []
-    for _ in range(2):
+    for _ in range(args.rounds):
         bare.append(bare_loop(args.arch, train, **settings))
         platform.append(platform_loop(args.arch, train, val, **settings))
     best_bare, best_platform = max(bare), max(platform)
+    median_bare, median_platform = float(np.median(bare)), float(np.median(platform))
     print(
         f"[throughput] {args.arch} 64x64, {len(train)} images x {args.throughput_epochs} epochs, batch 16, "
         f"{torch.get_num_threads()} thread(s)"
@@ -106,7 +107,10 @@ def run_throughput(args) -> None:
     print(
         f"  ImageClassifierTrainer: {best_platform:7.1f} images/s   (runs: {', '.join(f'{v:.1f}' for v in platform)})"
     )
-    print(f"  overhead ratio (bare / platform): {best_bare / best_platform:.3f}")
+    print(
+        f"  overhead ratio (bare / platform): best {best_bare / best_platform:.3f}, "
+        f"median {median_bare / median_platform:.3f}"
+    )
 
 
 def run_acceptance(args) -> None:
@@ -178,6 +182,7 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--throughput-images", type=int, default=192)
     parser.add_argument("--throughput-epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved bare/platform throughput rounds")
     parser.add_argument("--anomaly-epochs", type=int, default=30)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
