@@ -387,6 +387,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two models have a `format` field with different choices; name each enum once, explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetFormatEnum": "tabular.models.Dataset.Format",
+        "KnowledgeDocumentFormatEnum": "chatbot.models.KnowledgeDocument.Format",
+    },
 }
 
 # --- logging ------------------------------------------------------------------------------

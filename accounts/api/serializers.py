@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from accounts.mfa import user_has_confirmed_mfa
 from accounts.models import User
+from deepmed.api_schema import ErrorSerializer  # noqa: F401  (re-exported for the views)
 
 
 class TokenObtainSerializer(serializers.Serializer):
@@ -53,10 +54,3 @@ class ForceLogoutResultSerializer(serializers.Serializer):
     detail = serializers.CharField()
     sessions_ended = serializers.IntegerField()
     tokens_blacklisted = serializers.IntegerField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The body of every API error."""
-
-    detail = serializers.CharField()
-    code = serializers.CharField()

@@ -2,13 +2,9 @@
 
 from rest_framework import serializers
 
+from deepmed.api_schema import ErrorSerializer  # noqa: F401  (re-exported for the views)
 from tabular.ml import selection
 from tabular.models import CleaningPlan, Dataset
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
 
 
 class DatasetColumnSerializer(serializers.Serializer):
