@@ -71,7 +71,8 @@ def icd10cm_documents() -> list[SourceDocument]:
     )
     version = f"ICD-10-CM {release_name}, simple_icd_10_cm {importlib.metadata.version('simple_icd_10_cm')}"
     documents = []
-    for code in cm.get_all_codes(with_dots=True):
+    # A block made of a single category (B10, C50...) is listed twice under the same code: once is enough.
+    for code in dict.fromkeys(cm.get_all_codes(with_dots=True)):
         if not cm.is_category(code):
             continue
         description = cm.get_description(code)

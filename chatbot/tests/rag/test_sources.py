@@ -64,3 +64,9 @@ def test_obo_parser_skips_obsolete_terms_and_unquotes_definitions(tmp_path):
     documents = hpo_documents(obo)
     assert [document.code for document in documents] == ["HPO HP:1"]
     assert documents[0].version == "HPO 2099-01-01"
+
+
+def test_icd10cm_keys_are_unique_even_for_single_category_blocks(icd_documents):
+    keys = [document.key for document in icd10cm_documents()]
+    assert len(keys) == len(set(keys)) == len(icd_documents)
+    assert "ICD-10-CM C50" in icd_documents
