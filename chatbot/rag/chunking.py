@@ -40,6 +40,13 @@ class Chunk:
         context = self.title if not self.heading or self.heading == self.title else f"{self.title} — {self.heading}"
         return f"{context}\n{self.text}" if context else self.text
 
+    @property
+    def title_text(self) -> str:
+        """The title field for lexical search: title and heading only. Matching a question against names alone
+        lifts the term itself ("Scoliosis") above the many longer chunks that merely mention it ("Compensatory
+        scoliosis"), which body BM25 and dense search both tend to prefer."""
+        return f"{self.title} {self.heading}" if self.heading and self.heading != self.title else self.title
+
 
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 # A sentence ends at . ! ? (optionally followed by a closing quote or bracket) and whitespace. Abbreviations such as

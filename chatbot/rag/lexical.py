@@ -127,9 +127,12 @@ class BM25Index:
         return index
 
     @classmethod
-    def from_chunks(cls, chunks: Sequence, k1: float = 1.5, b: float = 0.75) -> BM25Index:
-        """Index chunks by key, over their ``search_text`` (title and heading included)."""
-        return cls.from_texts([chunk.key for chunk in chunks], [chunk.search_text for chunk in chunks], k1=k1, b=b)
+    def from_chunks(cls, chunks: Sequence, k1: float = 1.5, b: float = 0.75, field: str = "search_text") -> BM25Index:
+        """Index chunks by key, over their ``search_text`` (title and heading included) or, with
+        ``field="title_text"``, over their title and heading alone (the title field of hybrid search)."""
+        if field not in {"search_text", "title_text"}:
+            raise ValueError("field must be search_text or title_text")
+        return cls.from_texts([chunk.key for chunk in chunks], [getattr(chunk, field) for chunk in chunks], k1=k1, b=b)
 
     def add(self, identifier: Hashable, text: str) -> None:
         if identifier in self.doc_lengths:

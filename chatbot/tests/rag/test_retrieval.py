@@ -159,3 +159,30 @@ def test_hybrid_search_finds_what_either_method_finds(embedder, corpus_vectors):
     )
     assert "icd10cm:E11#0" in [hit.id for hit in result.hits]
     assert len(result.hits) == 3 and result.best_dense_score is not None
+
+
+def test_title_field_ranks_the_term_itself_above_terms_that_mention_it():
+    from chatbot.rag.chunking import chunk_text
+
+    chunks = [
+        *chunk_text(
+            "Scoliosis, compensatory scoliosis of the spine: a scoliosis that balances another scoliosis.",
+            title="HPO HP:0100884: Compensatory scoliosis", source="HPO", doc_key="hpo:HP:0100884",
+        ),
+        *chunk_text(
+            "The presence of an abnormal lateral curvature of the spine.",
+            title="HPO HP:0002650: Scoliosis", source="HPO", doc_key="hpo:HP:0002650",
+        ),
+    ]  # fmt: skip
+    assert chunks[1].title_text == "HPO HP:0002650: Scoliosis"
+    body = BM25Index.from_chunks(chunks)
+    titles = BM25Index.from_chunks(chunks, field="title_text")
+    assert body.search("What is scoliosis?", 1)[0][0] == "hpo:HP:0100884#0"
+    assert titles.search("What is scoliosis?", 1)[0][0] == "hpo:HP:0002650#0"
+    fused = fuse_dense_and_lexical(
+        [("hpo:HP:0100884#0", 0.7), ("hpo:HP:0002650#0", 0.69)],
+        body.search("What is scoliosis?", 5),
+        title=titles.search("What is scoliosis?", 5),
+        k=2,
+    )
+    assert fused.hits[0].id == "hpo:HP:0002650#0"
