@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("deepmed.page_urls")),
     path("", include("modelhub.urls")),
     path("", include("tabular.urls")),
+    path("", include("tabular.api.predict_urls")),
     path("", include("imaging.urls")),
     path("", include("chatbot.urls")),
     path("api/v1/", include("deepmed.api_router")),

@@ -1,1 +1,15 @@
-urlpatterns: list = []
+"""Model hub routes under /api/v1/ (DESIGN.md §4)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("models/", views.ModelListView.as_view(), name="api-models"),
+    path("models/<int:pk>/", views.ModelDetailView.as_view(), name="api-model"),
+    path(
+        "models/<int:pk>/feature-importance/",
+        views.ModelFeatureImportanceView.as_view(),
+        name="api-model-feature-importance",
+    ),
+]

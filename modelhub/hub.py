@@ -1,0 +1,263 @@
+"""The model hub's services: owner-scoped model lookup, selection, pinning, retention days, downloads, importance.
+
+Every function takes the requesting user and filters by owner, so another user's model is a 404 (NotFound) here,
+never later in a view. Bundles are read through `tabular.bundles.model_bundle_load`, which checks the SHA-256
+recorded at training time before unpickling anything.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from datetime import timedelta
+from typing import Any
+
+import joblib
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import AuditEvent
+from deepmed.exceptions import ApplicationError, NotFound
+
+from .models import TrainingModel
+
+# Metrics a selection may rank by; all "higher is better" except these.
+SELECTABLE_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "f1",
+    "brier",
+)
+LOWER_IS_BETTER = {"brier", "log_loss"}
+# Rows of the dataset used as the reference population for explanations (enough for stable medians/modes).
+BACKGROUND_ROWS = 200
+
+
+def model_get_for_user(*, user, model_id) -> TrainingModel:
+    """The user's model, or NotFound (another user's model is indistinguishable from a missing one)."""
+    try:
+        return TrainingModel.objects.select_related("run").get(pk=int(model_id), user=user)
+    except (TrainingModel.DoesNotExist, TypeError, ValueError):
+        raise NotFound("No such model among yours.") from None
+
+
+def model_bundle_for_user(*, user, model_id) -> tuple[TrainingModel, dict[str, Any]]:
+    """The user's model row and its verified bundle."""
+    from tabular.bundles import model_bundle_load  # tabular depends on modelhub, not the reverse at import time
+
+    model = model_get_for_user(user=user, model_id=model_id)
+    return model, model_bundle_load(model)
+
+
+def model_days_left(model: TrainingModel, *, now=None) -> int | None:
+    """Whole days before retention removes the model; None when it is kept (selected or pinned)."""
+    if model.is_selected or model.pinned:
+        return None
+    now = now or timezone.now()
+    expires = model.created_at + timedelta(days=settings.RETENTION_DAYS)
+    return max(0, math.ceil((expires - now).total_seconds() / 86400))
+
+
+def model_kind(model: TrainingModel) -> str:
+    return model.run.kind if model.run_id else ""
+
+
+def _metric_value(model: TrainingModel, metric: str) -> float | None:
+    value = (model.metrics or {}).get(metric)
+    if value is None and model.metric_name == metric:
+        value = model.metric_value
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def model_select(*, user, model_name: str, metric: str, request=None) -> TrainingModel:
+    """Select the user's best `model_name` by `metric` (lowest for Brier), un-selecting the previous selection.
+
+    The previous selection is of the same kind (tabular / image), so selecting a tabular model never drops an
+    image model. Audited as MODEL_SELECTED with the previous and new ids.
+    """
+    if metric not in SELECTABLE_METRICS:
+        raise ApplicationError(
+            f"Unknown metric {metric!r}. Choose one of: {', '.join(SELECTABLE_METRICS)}.", code="unknown_metric"
+        )
+    candidates = [
+        (model, _metric_value(model, metric))
+        for model in TrainingModel.objects.select_related("run").filter(user=user, model_name=model_name)
+    ]
+    candidates = [(model, value) for model, value in candidates if value is not None]
+    if not candidates:
+        raise NotFound(f"You have no {model_name!r} model with a {metric} figure.")
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    # Ties go to the newest model: it was trained on the latest data.
+    best = max(candidates, key=lambda pair: (sign * pair[1], pair[0].created_at, pair[0].pk))[0]
+    kind = model_kind(best)
+    with transaction.atomic():
+        previous = list(
+            TrainingModel.objects.select_for_update()
+            .filter(user=user, is_selected=True, run__kind=kind)
+            .exclude(pk=best.pk)
+            .values_list("pk", flat=True)
+        )
+        TrainingModel.objects.filter(pk__in=previous).update(is_selected=False)
+        TrainingModel.objects.filter(pk=best.pk).update(is_selected=True)
+        best.is_selected = True
+        audit_record(
+            action=AuditEvent.Action.MODEL_SELECTED,
+            request=request,
+            actor=user,
+            target=best,
+            details={
+                "model_name": model_name,
+                "metric": metric,
+                "metric_value": _metric_value(best, metric),
+                "previous_ids": previous,
+                "new_id": best.pk,
+            },
+        )
+    return best
+
+
+def model_pin(*, user, model_id, pinned: bool) -> TrainingModel:
+    """Pin (keep past retention) or unpin one of the user's models."""
+    model = model_get_for_user(user=user, model_id=model_id)
+    TrainingModel.objects.filter(pk=model.pk).update(pinned=bool(pinned))
+    model.pinned = bool(pinned)
+    return model
+
+
+def selection_history_for_user(*, user, limit: int = 20) -> list[dict[str, Any]]:
+    """The user's model selections from the audit log, newest first: who, when, which, previous."""
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.MODEL_SELECTED, actor=user).order_by("-id")[:limit]
+    return [
+        {
+            "when": event.created_at,
+            "who": event.actor_email,
+            "model_id": event.details.get("new_id"),
+            "model_name": event.details.get("model_name"),
+            "metric": event.details.get("metric"),
+            "metric_value": event.details.get("metric_value"),
+            "previous_ids": event.details.get("previous_ids", []),
+        }
+        for event in events
+    ]
+
+
+def sorted_models(models, *, sort: str) -> list[TrainingModel]:
+    """Sort for /my_models: `-created_at` (default), `created_at`, or a metric name (best first)."""
+    models = list(models)
+    if sort == "created_at":
+        return sorted(models, key=lambda m: (m.created_at, m.pk))
+    if sort in SELECTABLE_METRICS:
+        with_value = [m for m in models if _metric_value(m, sort) is not None]
+        without = [m for m in models if _metric_value(m, sort) is None]
+        with_value.sort(key=lambda m: _metric_value(m, sort), reverse=sort not in LOWER_IS_BETTER)
+        return with_value + without
+    return sorted(models, key=lambda m: (m.created_at, m.pk), reverse=True)
+
+
+def bundle_background(*, bundle: dict[str, Any], user) -> pd.DataFrame | None:
+    """Reference rows for explanations: a sample of the training dataset in the schema's columns and types.
+
+    The bundle records the dataset it came from; the rows are read back from the owner's stored copy. None when
+    the dataset is gone (deleted by its owner): explanations are then left out and the answer says why.
+    """
+    from tabular.ml.schema import SchemaError, validate_rows
+    from tabular.models import Dataset
+    from tabular.services import dataset_frame
+
+    dataset_id = (bundle.get("dataset") or {}).get("id")
+    dataset = Dataset.objects.filter(pk=dataset_id, owner=user).first() if dataset_id else None
+    if dataset is None:
+        return None
+    try:
+        frame = dataset_frame(dataset=dataset)
+    except ApplicationError:
+        return None
+    schema = bundle["schema"]
+    present = [name for name in schema.names if name in frame.columns]
+    frame = frame[present]
+    if len(frame) > BACKGROUND_ROWS:
+        frame = frame.sample(n=BACKGROUND_ROWS, random_state=0)
+    try:
+        background, _ = validate_rows(schema, frame)
+    except SchemaError:
+        return None
+    return background
+
+
+def model_feature_importance(*, user, model_id) -> dict[str, Any]:
+    """Permutation importance on hold-out rows when the bundle carries them, and the model's own importances.
+
+    Bundles of format deepmed.tabular/1 do not store their hold-out rows, so permutation importance is computed
+    only when `holdout_X`/`holdout_y` are present; `source` says which figures the answer holds.
+    """
+    from tabular.ml.explain import _model_importances, feature_importance
+
+    model, bundle = model_bundle_for_user(user=user, model_id=model_id)
+    pipeline = bundle["pipeline"]
+    holdout_x, holdout_y = bundle.get("holdout_X"), bundle.get("holdout_y")
+    if holdout_x is not None and holdout_y is not None and len(holdout_x):
+        result = feature_importance(pipeline, holdout_x, holdout_y)
+        source = "permutation importance on the hold-out set, and the model's own importances"
+    else:
+        result = {"permutation": None, "model": _model_importances(pipeline)}
+        source = (
+            "the model's own importances only: this model's file does not carry its hold-out rows, "
+            "so permutation importance cannot be computed honestly"
+        )
+    if result["model"] is None and result["permutation"] is None:
+        source = "none: this kind of model has no importances of its own and no hold-out rows were stored"
+    return {"model_id": model.pk, "model_name": model.model_name, "source": source, **result}
+
+
+def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, bytes]:
+    """A ZIP of the fitted pipeline, its input schema, the model report and a README; audited as DOWNLOAD."""
+    from .report import model_report_context
+
+    model, bundle = model_bundle_for_user(user=user, model_id=model_id)
+    versions = bundle.get("versions") or {}
+    pipeline_bytes = io.BytesIO()
+    joblib.dump(bundle["pipeline"], pipeline_bytes, compress=3)
+    schema = bundle["schema"]
+    schema_doc = {
+        "target": bundle.get("target"),
+        "class_labels": bundle.get("class_labels"),
+        "positive_label": bundle.get("positive_label"),
+        "threshold": bundle.get("threshold"),
+        **schema.to_dict(),
+    }
+    report_html = render_to_string(
+        "modelhub/report_standalone.html", model_report_context(model=model, bundle=bundle, standalone=True)
+    )
+    readme = render_to_string(
+        "modelhub/download_readme.txt",
+        {"model": model, "bundle": bundle, "versions": sorted(versions.items())},
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("pipeline.joblib", pipeline_bytes.getvalue())
+        archive.writestr("schema.json", json.dumps(schema_doc, indent=2, default=str))
+        archive.writestr("report.html", report_html)
+        archive.writestr("README.txt", readme)
+    audit_record(
+        action=AuditEvent.Action.DOWNLOAD,
+        request=request,
+        actor=user,
+        target=model,
+        details={"what": "model", "sha256": model.sha256, "model_name": model.model_name},
+    )
+    return model, buffer.getvalue()

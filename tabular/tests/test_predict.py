@@ -1,0 +1,203 @@
+"""POST /api/predict_tabular and the prediction pages, on a really trained model."""
+
+import io
+
+import pandas as pd
+import pytest
+from django.test import Client
+
+from modelhub.models import TrainingModel
+from tabular.tests.factories_models import patients_frame, trained_models
+
+URL = "/api/predict_tabular"
+
+
+@pytest.fixture
+def alice_model(alice):
+    return trained_models(alice, models=("logistic_regression",))[0]
+
+
+def _rows(n=3):
+    return patients_frame(20, seed=5).drop(columns=["outcome"]).head(n).to_dict(orient="records")
+
+
+def test_json_rows_get_label_confidence_probabilities_and_explanations(alice_api, alice_model):
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": _rows(3)}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["model_id"] == alice_model.pk
+    assert len(body["predictions"]) == 3
+    for prediction in body["predictions"]:
+        assert prediction["label"] in ("sick", "well")
+        assert set(prediction["probabilities"]) == {"sick", "well"}
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+        assert prediction["confidence"] == pytest.approx(prediction["probabilities"][prediction["label"]])
+        assert prediction["explanation"], "each prediction names the features that pushed it"
+        assert {item["feature"] for item in prediction["explanation"]} <= {"age", "bmi", "smoker"}
+
+
+def test_label_uses_the_bundles_threshold_not_one_half(alice_api, alice_model):
+    from tabular.bundles import model_bundle_load
+
+    bundle = model_bundle_load(alice_model)
+    threshold, positive = bundle["threshold"], bundle["positive_label"]
+    frame = patients_frame(150, seed=9).drop(columns=["outcome"])
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": frame.to_dict(orient="records")}, format="json")
+    for prediction in response.json()["predictions"]:
+        expected_positive = prediction["probabilities"][positive] >= threshold
+        assert (prediction["label"] == positive) == expected_positive
+
+
+def test_missing_required_column_is_400_naming_it(alice_api, alice_model):
+    rows = [{"bmi": 25.0, "smoker": "no"}]
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": rows}, format="json")
+    assert response.status_code == 400
+    assert "'age'" in response.json()["detail"]
+
+
+def test_wrong_type_is_400_naming_row_and_column(alice_api, alice_model):
+    rows = _rows(2)
+    rows[1]["age"] = "old"
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": rows}, format="json")
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    assert "Row 2" in detail and "'age'" in detail
+
+
+def test_extra_columns_are_ignored_and_listed(alice_api, alice_model):
+    rows = [dict(row, ward="B4") for row in _rows(1)]
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": rows}, format="json")
+    assert response.status_code == 200
+    assert response.json()["ignored_columns"] == ["ward"]
+
+
+def test_charlie_gets_404_for_alices_model(charlie_api, alice_model):
+    response = charlie_api.post(URL, {"model_id": alice_model.pk, "rows": _rows(1)}, format="json")
+    assert response.status_code == 404
+
+
+def test_unknown_model_is_404(alice_api, alice_model):
+    response = alice_api.post(URL, {"model_id": alice_model.pk + 999, "rows": _rows(1)}, format="json")
+    assert response.status_code == 404
+
+
+def test_anonymous_caller_is_refused(alice_model):
+    from rest_framework.test import APIClient
+
+    response = APIClient().post(URL, {"model_id": alice_model.pk, "rows": _rows(1)}, format="json")
+    assert response.status_code in (401, 403)
+
+
+def test_tampered_artifact_is_refused_with_a_clear_message(alice_api, alice_model, settings):
+    path = settings.MEDIA_ROOT / alice_model.file_name
+    path.write_bytes(path.read_bytes() + b"tampered")
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": _rows(1)}, format="json")
+    assert response.status_code == 409
+    assert "checksum" in response.json()["detail"]
+
+
+def test_csv_batch_returns_csv_with_prediction_columns_appended(alice_api, alice_model):
+    frame = patients_frame(12, seed=3).drop(columns=["outcome"])
+    upload = io.BytesIO(frame.to_csv(index=False).encode())
+    upload.name = "batch.csv"
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "file": upload}, format="multipart")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    out = pd.read_csv(io.BytesIO(response.content))
+    assert list(out.columns[:3]) == ["age", "bmi", "smoker"]
+    assert {"predicted_label", "confidence", "probability_sick", "probability_well"} <= set(out.columns)
+    assert len(out) == 12
+    assert out["age"].tolist() == frame["age"].tolist()
+
+
+def test_csv_batch_missing_column_is_400(alice_api, alice_model):
+    frame = patients_frame(5).drop(columns=["outcome", "bmi"])
+    upload = io.BytesIO(frame.to_csv(index=False).encode())
+    upload.name = "batch.csv"
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert "'bmi'" in response.json()["detail"]
+
+
+def test_explanations_are_left_out_with_a_note_when_the_dataset_is_gone(alice_api, alice_model):
+    from tabular.models import Dataset
+
+    Dataset.objects.filter(owner=alice_model.user).delete()
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": _rows(1)}, format="json")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["predictions"][0]["explanation"] == []
+    assert "no longer stored" in body["explanation_note"]
+
+
+def _client(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_prediction_page_builds_a_form_from_the_schema_and_predicts_one_patient(alice, alice_model):
+    client = _client(alice)
+    page = client.get(f"/predict?model_id={alice_model.pk}")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for column in ("col_age", "col_bmi", "col_smoker"):
+        assert f'name="{column}"' in html
+    answer = client.post("/predict", {"model_id": alice_model.pk, "col_age": "80", "col_bmi": "27", "col_smoker": "no"})
+    assert answer.status_code == 200
+    assert "What pushed this prediction" in answer.content.decode()
+
+
+def test_prediction_page_shows_schema_errors(alice, alice_model):
+    answer = _client(alice).post("/predict", {"model_id": alice_model.pk, "col_age": "old"})
+    assert answer.status_code == 400
+    assert "&#x27;age&#x27;" in answer.content.decode() or "'age'" in answer.content.decode()
+
+
+def test_prediction_page_batch_returns_csv(alice, alice_model):
+    frame = patients_frame(4).drop(columns=["outcome"])
+    upload = io.BytesIO(frame.to_csv(index=False).encode())
+    upload.name = "batch.csv"
+    answer = _client(alice).post("/predict", {"model_id": alice_model.pk, "file": upload})
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith("text/csv")
+
+
+def test_charlie_gets_404_on_prediction_and_importance_pages_for_alices_model(charlie, alice_model):
+    client = _client(charlie)
+    assert client.get(f"/predict?model_id={alice_model.pk}").status_code == 404
+    assert client.get(f"/feature_importance?model_id={alice_model.pk}").status_code == 404
+
+
+def test_feature_importance_page_lists_the_models_own_importances(alice, alice_model):
+    page = _client(alice).get(f"/feature_importance?model_id={alice_model.pk}")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "The model&#x27;s own importances" in html or "The model's own importances" in html
+    assert "age" in html
+
+
+def test_feature_importance_api_says_which_figures_it_gives(alice_api, charlie_api, alice_model):
+    response = alice_api.get(f"/api/v1/models/{alice_model.pk}/feature-importance/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["permutation"] is None
+    assert "own importances" in body["source"]
+    features = [item["feature"] for item in body["model"]]
+    assert set(features) == {"age", "bmi", "smoker"}
+    assert features[0] == "age", "age drives the outcome in this data"
+    assert charlie_api.get(f"/api/v1/models/{alice_model.pk}/feature-importance/").status_code == 404
+
+
+def test_feature_importance_uses_holdout_rows_when_the_bundle_has_them(alice_api, alice_model):
+
+    from modelhub.artifacts import artifact_load_object, artifact_save_object
+
+    bundle = artifact_load_object(alice_model)
+    frame = patients_frame(60, seed=11)
+    bundle["holdout_X"], bundle["holdout_y"] = frame.drop(columns=["outcome"]), frame["outcome"]
+    stored = artifact_save_object(bundle, user_id=alice_model.user_id, run_id=alice_model.run_id)
+    TrainingModel.objects.filter(pk=alice_model.pk).update(file_name=stored.file_name, sha256=stored.sha256)
+    body = alice_api.get(f"/api/v1/models/{alice_model.pk}/feature-importance/").json()
+    assert body["permutation"][0]["feature"] == "age"
+    assert "hold-out" in body["source"]
