@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("modelhub.api.urls")),
     path("", include("tabular.api.urls")),
+    path("", include("tabular.api.training_urls")),
 ]

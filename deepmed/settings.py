@@ -391,6 +391,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DatasetFormatEnum": "tabular.models.Dataset.Format",
         "KnowledgeDocumentFormatEnum": "chatbot.models.KnowledgeDocument.Format",
+        "TrainingRunStatusEnum": "modelhub.models.TrainingRun.Status",
     },
 }
 

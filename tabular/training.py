@@ -206,6 +206,15 @@ def training_run_latest_for_user(*, user) -> TrainingRun | None:
     )
 
 
+def training_run_active_for_user(*, user) -> TrainingRun | None:
+    """The caller's newest queued or running tabular run."""
+    return (
+        TrainingRun.objects.filter(user=user, kind=TrainingRun.Kind.TABULAR, status__in=TrainingRun.ACTIVE_STATUSES)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
 def training_run_stop(*, run: TrainingRun) -> TrainingRun:
     """Ask the run to stop: queued → stopped now; running → stops after the current fit, keeping finished models."""
     if run.is_terminal:

@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from . import views
+from . import training_views, views
+from .api import training_urls
 from .api import views as api_views
 
 urlpatterns = [
@@ -17,4 +18,9 @@ urlpatterns = [
     path("datasets/<int:pk>/plan/<int:plan_id>/report", views.plan_report, name="tabular-plan-report"),
     path("datasets/<int:pk>/plan/<int:plan_id>/features", views.feature_selection, name="tabular-features"),
     path("api/extract_features", api_views.ExtractFeaturesView.as_view(), name="api-extract-features"),
+    path("training", training_views.training_start, name="tabular-training"),
+    path("training/runs/<int:pk>", training_views.run_detail, name="tabular-run"),
+    path("training/runs/<int:pk>/progress", training_views.run_progress, name="tabular-run-progress"),
+    path("training/runs/<int:pk>/stop", training_views.run_stop, name="tabular-run-stop"),
+    *training_urls.root_urlpatterns,
 ]
