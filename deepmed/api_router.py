@@ -6,6 +6,6 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("modelhub.api.urls")),
     path("", include("tabular.api.urls")),
-    path("", include("imaging.api.urls")),
     path("", include("tabular.api.training_urls")),
+    path("", include("imaging.api.urls")),
 ]

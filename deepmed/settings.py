@@ -478,3 +478,10 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000, minimum=10)
 CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 1_000_000, minimum=1000)
 CHAT_MAX_DOCUMENT_MB = env_int("CHAT_MAX_DOCUMENT_MB", 20, minimum=1)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["chat"] = env.str("CHAT_THROTTLE_RATE", default="30/min")
+
+# --- imaging (image datasets, classifiers, anomaly detection) ------------------------------
+IMAGE_SIZE = env_int("IMAGE_SIZE", 224, minimum=16)
+# Salt of the hashed DICOM PatientID: a stable value makes patient keys comparable across uploads.
+IMAGING_PATIENT_SALT = env_secret("IMAGING_PATIENT_SALT", default="") or ""
+IMAGING_MAX_ZIP_FILES = env_int("IMAGING_MAX_ZIP_FILES", 20000, minimum=10)
+IMAGING_MAX_ZIP_MB = env_int("IMAGING_MAX_ZIP_MB", 2048, minimum=1)

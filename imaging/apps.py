@@ -3,3 +3,14 @@ from django.apps import AppConfig
 
 class ImagingConfig(AppConfig):
     name = "imaging"
+
+    def ready(self):
+        from modelhub.storage import MediaReference, register_media_references
+
+        def _references():
+            from .models import ImageDataset
+
+            for row_id, owner_id, folder in ImageDataset.objects.values_list("id", "owner_id", "folder").order_by("id"):
+                yield MediaReference(source="image_datasets", row_id=row_id, name=folder, owner_id=owner_id)
+
+        register_media_references("image_datasets", _references)

@@ -1,0 +1,94 @@
+"""Request and response shapes of the imaging API (DESIGN.md §4)."""
+
+from rest_framework import serializers
+
+from imaging.ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from imaging.ml.training import LEVELS
+from modelhub.models import TrainingModel, TrainingRun
+
+
+class TrainModelRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="ZIP of one folder per class (optionally inside train/ and val/).")
+    architecture = serializers.ChoiceField(choices=list(ARCHITECTURES), default=DEFAULT_ARCHITECTURE)
+    level = serializers.ChoiceField(choices=sorted(LEVELS), default=1, help_text="1 (quick) to 5 (thorough).")
+    image_size = serializers.IntegerField(required=False, min_value=16, max_value=512)
+
+
+class AnomalyTrainRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="ZIP of normal images only (at least 10).")
+    level = serializers.ChoiceField(choices=[1, 2, 3, 4, 5], default=1)
+    image_size = serializers.ChoiceField(choices=[16, 32, 48, 64, 96, 128, 256], default=64, required=False)
+
+
+class RunCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=TrainingRun.Status.choices)
+
+
+class ImageFilesRequestSerializer(serializers.Serializer):
+    file = serializers.ListField(
+        child=serializers.FileField(), help_text="One or more images (PNG, JPEG, TIFF, BMP, DICOM) or a ZIP of them."
+    )
+    model_id = serializers.IntegerField()
+
+
+class PredictionSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    label = serializers.CharField(required=False)
+    confidence = serializers.FloatField(required=False)
+    probabilities = serializers.DictField(child=serializers.FloatField(), required=False)
+    heatmap = serializers.CharField(required=False, help_text="Grad-CAM overlay as a PNG data URL.")
+    error = serializers.CharField(required=False, help_text="Why this file could not be read; the others still count.")
+    code = serializers.CharField(required=False)
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    model_id = serializers.IntegerField()
+    predictions = PredictionSerializer(many=True)
+
+
+class AnomalyResultSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    score = serializers.FloatField(required=False)
+    threshold = serializers.FloatField(required=False)
+    is_anomaly = serializers.BooleanField(required=False)
+    heatmap = serializers.CharField(required=False, help_text="Reconstruction-error overlay as a PNG data URL.")
+    error = serializers.CharField(required=False)
+    code = serializers.CharField(required=False)
+
+
+class AnomalyScoreResponseSerializer(serializers.Serializer):
+    model_id = serializers.IntegerField()
+    results = AnomalyResultSerializer(many=True)
+
+
+class ImagingRunSerializer(serializers.ModelSerializer):
+    model_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "message",
+            "error",
+            "config",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "model_id",
+        ]
+        read_only_fields = fields
+
+    def get_model_id(self, run) -> int | None:
+        model = run.models.order_by("-id").first()
+        return model.id if model else None
+
+
+class ImagingModelSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TrainingModel
+        fields = ["id", "run", "model_name", "metric_name", "metric_value", "metrics", "created_at"]
+        read_only_fields = fields

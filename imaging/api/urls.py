@@ -1,0 +1,13 @@
+"""Imaging routes under /api/v1/ (DESIGN.md §4)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("imaging/runs/<int:pk>/", views.ImagingRunDetailView.as_view(), name="api-imaging-run"),
+    path("imaging/runs/<int:pk>/stop/", views.ImagingRunStopView.as_view(), name="api-imaging-run-stop"),
+    path("imaging/models/<int:pk>/", views.ImagingModelDetailView.as_view(), name="api-imaging-model"),
+    path("anomaly/train", views.AnomalyTrainView.as_view(), name="api-anomaly-train"),
+    path("anomaly/score", views.AnomalyScoreView.as_view(), name="api-anomaly-score"),
+]

@@ -1,0 +1,178 @@
+"""Imaging JSON endpoints. Thin: validate, call a service, shape the answer."""
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from deepmed.api_schema import ErrorSerializer
+from imaging import selectors, services
+
+from .serializers import (
+    AnomalyScoreResponseSerializer,
+    AnomalyTrainRequestSerializer,
+    ImageFilesRequestSerializer,
+    ImagingModelSerializer,
+    ImagingRunSerializer,
+    PredictResponseSerializer,
+    RunCreatedSerializer,
+    TrainModelRequestSerializer,
+)
+
+TAGS = ["imaging"]
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+def _files(request) -> list:
+    return request.FILES.getlist("file") + request.FILES.getlist("files")
+
+
+class TrainModelView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_train_model",
+        tags=TAGS,
+        summary="Train an image classifier from a ZIP of class folders",
+        description=(
+            "The ZIP is checked before anything is stored: zip-slip paths, links, nested archives, encrypted "
+            "entries and zip bombs are refused; at least 2 classes of at least 5 usable images each are needed. "
+            "Corrupt files and exact duplicates are skipped and listed; DICOM is converted to PNG without its tags. "
+            "Poll the run at `/api/v1/imaging/runs/{id}/`."
+        ),
+        request={"multipart/form-data": TrainModelRequestSerializer},
+        responses={
+            202: RunCreatedSerializer,
+            400: _error("The ZIP or an option was refused (code names why); nothing was stored."),
+        },
+    )
+    def post(self, request):
+        serializer = TrainModelRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            run = services.image_training_start(
+                user=request.user,
+                uploaded_file=data["file"],
+                architecture=data["architecture"],
+                level=int(data["level"]),
+                image_size=data.get("image_size"),
+            )
+        return Response({"id": run.id, "status": run.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class PredictImageView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_predict_image",
+        tags=TAGS,
+        summary="Classify images with one of your image models, with Grad-CAM heatmaps",
+        request={"multipart/form-data": ImageFilesRequestSerializer},
+        responses={
+            200: PredictResponseSerializer,
+            400: _error("No files, too many, or an unsafe ZIP."),
+            404: _error("No image model of yours has this id."),
+        },
+    )
+    def post(self, request):
+        serializer = ImageFilesRequestSerializer(
+            data={"model_id": request.data.get("model_id"), "file": _files(request)}
+        )
+        serializer.is_valid(raise_exception=True)
+        result = services.image_predict(
+            user=request.user, model_id=serializer.validated_data["model_id"], files=serializer.validated_data["file"]
+        )
+        return Response(result)
+
+
+class AnomalyTrainView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_anomaly_train",
+        tags=TAGS,
+        summary="Train an anomaly detector on a ZIP of normal images",
+        request={"multipart/form-data": AnomalyTrainRequestSerializer},
+        responses={202: RunCreatedSerializer, 400: _error("The ZIP or an option was refused; nothing was stored.")},
+    )
+    def post(self, request):
+        serializer = AnomalyTrainRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            run = services.anomaly_training_start(
+                user=request.user,
+                uploaded_file=data["file"],
+                level=int(data["level"]),
+                image_size=int(data.get("image_size") or services.ANOMALY_IMAGE_SIZE),
+            )
+        return Response({"id": run.id, "status": run.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class AnomalyScoreView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_anomaly_score",
+        tags=TAGS,
+        summary="Score images with one of your anomaly detectors",
+        request={"multipart/form-data": ImageFilesRequestSerializer},
+        responses={
+            200: AnomalyScoreResponseSerializer,
+            400: _error("No files, too many, or an unsafe ZIP."),
+            404: _error("No anomaly detector of yours has this id."),
+        },
+    )
+    def post(self, request):
+        serializer = ImageFilesRequestSerializer(
+            data={"model_id": request.data.get("model_id"), "file": _files(request)}
+        )
+        serializer.is_valid(raise_exception=True)
+        result = services.anomaly_score(
+            user=request.user, model_id=serializer.validated_data["model_id"], files=serializer.validated_data["file"]
+        )
+        return Response(result)
+
+
+class ImagingRunDetailView(APIView):
+    @extend_schema(
+        operation_id="imaging_run_retrieve",
+        tags=TAGS,
+        summary="Status and progress of one of your image or anomaly runs",
+        responses={200: ImagingRunSerializer, 404: _error("No imaging run of yours has this id.")},
+    )
+    def get(self, request, pk: int):
+        run = selectors.imaging_run_get_for_user(user=request.user, run_id=pk)
+        return Response(ImagingRunSerializer(run).data)
+
+
+class ImagingRunStopView(APIView):
+    @extend_schema(
+        operation_id="imaging_run_stop",
+        tags=TAGS,
+        summary="Ask one of your image or anomaly runs to stop after the current batch",
+        request=None,
+        responses={200: ImagingRunSerializer, 404: _error("No imaging run of yours has this id.")},
+    )
+    def post(self, request, pk: int):
+        run = selectors.imaging_run_get_for_user(user=request.user, run_id=pk)
+        run.request_stop()
+        return Response(ImagingRunSerializer(run).data)
+
+
+class ImagingModelDetailView(APIView):
+    @extend_schema(
+        operation_id="imaging_model_retrieve",
+        tags=TAGS,
+        summary="Metrics of one of your image classifiers or anomaly detectors",
+        responses={200: ImagingModelSerializer, 404: _error("No imaging model of yours has this id.")},
+    )
+    def get(self, request, pk: int):
+        model = selectors.imaging_model_get_for_user(user=request.user, model_id=pk)
+        return Response(ImagingModelSerializer(model).data)

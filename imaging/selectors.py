@@ -1,0 +1,27 @@
+"""Reads for the imaging views: always filtered by owner, other users' rows are 404."""
+
+from deepmed.exceptions import NotFound
+from modelhub.models import TrainingModel, TrainingRun
+
+IMAGING_KINDS = (TrainingRun.Kind.IMAGE, TrainingRun.Kind.ANOMALY)
+
+
+def imaging_run_get_for_user(*, user, run_id: int) -> TrainingRun:
+    """An image or anomaly run of this user, else 404."""
+    run = TrainingRun.objects.filter(user=user, id=run_id, kind__in=IMAGING_KINDS).first()
+    if run is None:
+        raise NotFound("No imaging run of yours has this id.")
+    return run
+
+
+def imaging_model_list_for_user(*, user, kind: str):
+    """This user's models of one imaging kind, newest first."""
+    return TrainingModel.objects.filter(user=user, run__kind=kind).select_related("run").order_by("-created_at", "-id")
+
+
+def imaging_model_get_for_user(*, user, model_id: int) -> TrainingModel:
+    """An image classifier or anomaly detector of this user, else 404."""
+    model = TrainingModel.objects.filter(user=user, id=model_id, run__kind__in=IMAGING_KINDS).first()
+    if model is None:
+        raise NotFound("No imaging model of yours has this id.")
+    return model

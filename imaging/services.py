@@ -1,0 +1,474 @@
+"""Imaging use cases: ZIP intake into an ImageDataset, classifier and anomaly training runs, prediction, scoring.
+
+Views call these; Celery tasks call the `*_execute` functions with ids. Every refusal is an ApplicationError
+(400 with the core's message and code); nothing is left on disk when an upload is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from deepmed.exceptions import ApplicationError, NotFound
+from modelhub.artifacts import artifact_verified_path, artifact_write
+from modelhub.models import TrainingModel, TrainingRun
+from modelhub.storage import media_root, resolve_media_path
+
+from .ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
+from .ml.archive import extract_images, inspect_zip
+from .ml.datasets import ImageRecord, ImageRecordsDataset, index_images, split_records
+from .ml.errors import ImageDecodeError, ImagingError
+from .ml.images import decode_image, save_png
+from .ml.training import LEVELS, TrainingProgress
+from .models import ImageDataset
+
+logger = logging.getLogger(__name__)
+
+DATASET_TYPE = "image_dataset"
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
+# Epochs of the autoencoder per level: it learns pixels from scratch, so it needs more passes than a fine-tune.
+ANOMALY_EPOCHS = {1: 3, 2: 8, 3: 15, 4: 30, 5: 50}
+ANOMALY_IMAGE_SIZE = 64
+MAX_PREDICT_FILES = 200
+# A progress write per batch would hammer the database on fast GPUs; epochs are always written.
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+def _refusal(exc: ImagingError) -> ApplicationError:
+    return ApplicationError(exc.message, code=exc.code)
+
+
+# ----------------------------------------------------------------------------- datasets
+def _zip_limits() -> dict:
+    return {
+        "max_files": settings.IMAGING_MAX_ZIP_FILES,
+        "max_uncompressed_bytes": settings.IMAGING_MAX_ZIP_MB * 1024 * 1024,
+    }
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """The folders `path.mkdir(parents=True)` would create, deepest first, so a refusal can remove them again."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _convert_dicom(record: ImageRecord, salt: str) -> list[str]:
+    """Replace a stored DICOM file by a PNG of its pixels: the PNG carries none of the DICOM's tags."""
+    decoded = decode_image(record.path.read_bytes(), patient_salt=salt)
+    png = record.path.with_suffix(".png")
+    save_png(decoded.image, png)
+    record.path.unlink()
+    record.path = png
+    return decoded.notes
+
+
+def image_dataset_create(*, user, uploaded_file, purpose: str = ImageDataset.Purpose.CLASSIFICATION) -> ImageDataset:
+    """Inspect, extract, decode and index a ZIP into the owner's folder; on any refusal remove everything written."""
+    try:
+        zip_report = inspect_zip(uploaded_file, **_zip_limits())
+    except ImagingError as exc:
+        raise _refusal(exc) from exc
+    folder = f"{int(user.id)}/images/{uuid.uuid4().hex}"
+    dest = media_root() / folder
+    created_dirs = _missing_dirs(dest)
+    salt = settings.IMAGING_PATIENT_SALT or None
+    try:
+        extracted = extract_images(uploaded_file, dest, zip_report)
+        if purpose == ImageDataset.Purpose.ANOMALY:
+            # Normal images need no class folders: put them all in one class, wherever they sit in the ZIP.
+            items = [(item.path, f"normal/{item.original_name}") for item in extracted]
+            index = index_images(items, patient_salt=salt, min_classes=1, min_per_class=10)
+        else:
+            index = index_images(extracted, patient_salt=salt)
+        # Skipped files (corrupt, duplicates, outside class folders) are not kept.
+        kept = {record.path for record in index.records}
+        for item in extracted:
+            if item.path not in kept:
+                item.path.unlink(missing_ok=True)
+        conversions = []
+        for record in index.records:
+            if record.kind == "dicom":
+                notes = _convert_dicom(record, salt or "")
+                conversions.append(
+                    {"file": record.relative_name, "notes": ["Converted from DICOM to PNG; tags removed."]}
+                )
+                conversions[-1]["notes"].extend(notes)
+        report = index.report()
+        report["conversions"] = conversions
+        report["ignored"] = list(zip_report.ignored)
+        files = [
+            {
+                "path": record.path.relative_to(dest).as_posix(),
+                "name": record.relative_name,
+                "label": record.label,
+                "split": record.split,
+                "sha256": record.sha256,
+                "kind": record.kind,
+                "patient_key": record.patient_key,
+            }
+            for record in index.records
+        ]
+        with transaction.atomic():
+            dataset = ImageDataset.objects.create(
+                owner=user,
+                name=(getattr(uploaded_file, "name", "") or "images.zip")[:255],
+                purpose=purpose,
+                folder=folder,
+                files=files,
+                classes=index.classes,
+                class_counts=index.class_counts,
+                report=report,
+                n_images=len(files),
+            )
+    except BaseException as exc:
+        shutil.rmtree(dest, ignore_errors=True)
+        for directory in created_dirs[1:]:
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+        if isinstance(exc, ImagingError):
+            raise _refusal(exc) from exc
+        raise
+    return dataset
+
+
+def _dataset_records(dataset: ImageDataset) -> list[ImageRecord]:
+    root = resolve_media_path(dataset.folder, owner_id=dataset.owner_id)
+    if root is None or not root.is_dir():
+        raise ApplicationError("The images of this dataset are no longer stored; upload them again.", code="gone")
+    return [
+        ImageRecord(
+            path=root / item["path"],
+            relative_name=item["name"],
+            label=item["label"],
+            split=item["split"],
+            sha256=item["sha256"],
+            kind=item["kind"],
+            patient_key=item["patient_key"],
+        )
+        for item in dataset.files
+    ]
+
+
+# ----------------------------------------------------------------------------- runs
+def _enqueue(task, run: TrainingRun) -> None:
+    transaction.on_commit(lambda: task.delay(run.id))
+
+
+def _progress_writer(run: TrainingRun):
+    last = [0.0]
+
+    def report(progress: TrainingProgress) -> None:
+        now = time.monotonic()
+        if progress.stage == "batch" and now - last[0] < PROGRESS_INTERVAL_SECONDS:
+            return
+        last[0] = now
+        eta = f", about {int(progress.eta_seconds)} s left" if progress.eta_seconds is not None else ""
+        message = progress.message or f"Epoch {progress.epoch}/{progress.epochs}, batch {progress.batch}"
+        run.set_progress(min(progress.fraction, 0.99), f"{message}{eta}")
+
+    return report
+
+
+def image_training_start(
+    *, user, uploaded_file, architecture: str = DEFAULT_ARCHITECTURE, level: int = 1, image_size: int | None = None
+) -> TrainingRun:
+    """Check the options, store the dataset, create a queued image run and enqueue it after commit."""
+    if architecture not in ARCHITECTURES:
+        raise ApplicationError(
+            f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.", code="architecture"
+        )
+    if level not in LEVELS:
+        raise ApplicationError(f"The training level must be one of {', '.join(map(str, LEVELS))}.", code="level")
+    image_size = int(image_size or settings.IMAGE_SIZE)
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise ApplicationError(
+            f"The image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels.", code="image_size"
+        )
+    from . import tasks
+
+    dataset = image_dataset_create(user=user, uploaded_file=uploaded_file)
+    preset = LEVELS[level]
+    run = TrainingRun.objects.create(
+        user=user,
+        kind=TrainingRun.Kind.IMAGE,
+        run_name=f"{architecture} on {dataset.name}",
+        message="Queued",
+        config={
+            "architecture": architecture,
+            "level": level,
+            "image_size": image_size,
+            "epochs": preset.epochs,
+            "batch_size": preset.batch_size,
+            "learning_rate": preset.learning_rate,
+            "classes": dataset.classes,
+        },
+        dataset_type=DATASET_TYPE,
+        dataset_id=str(dataset.id),
+    )
+    _enqueue(tasks.train_image_classifier, run)
+    return run
+
+
+def _run_dataset(run: TrainingRun) -> ImageDataset:
+    return ImageDataset.objects.get(id=int(run.dataset_id), owner_id=run.user_id)
+
+
+def _fail(run: TrainingRun, exc: BaseException) -> None:
+    if isinstance(exc, ImagingError | ApplicationError):
+        run.finish(TrainingRun.Status.FAILED, error=exc.message, message="Failed")
+    else:
+        logger.exception("Imaging run %s failed", run.id)
+        run.finish(
+            TrainingRun.Status.FAILED,
+            error="Training failed because of an internal error; the administrators can see the details in the log.",
+            message="Failed",
+        )
+
+
+def image_training_execute(*, run_id: int) -> None:
+    """Train the run's classifier, store it in the model hub and finish the run (succeeded, stopped or failed)."""
+    from .ml.training import ImageClassifierTrainer
+
+    run = TrainingRun.objects.get(id=run_id, kind=TrainingRun.Kind.IMAGE)
+    if not run.start(message="Preparing the images"):
+        return
+    try:
+        dataset = _run_dataset(run)
+        records = _dataset_records(dataset)
+        if any(record.split for record in records):
+            train, val = [r for r in records if r.split == "train"], [r for r in records if r.split == "val"]
+        else:
+            train, val = split_records(records, val_fraction=0.2, seed=0)
+        classes = list(dataset.classes)
+        config = run.config
+        trainer = ImageClassifierTrainer(
+            config["architecture"],
+            level=config["level"],
+            image_size=config["image_size"],
+            progress=_progress_writer(run),
+            should_stop=run.stop_is_requested,
+        )
+        trainer.fit(ImageRecordsDataset(train, classes), ImageRecordsDataset(val, classes), class_names=classes)
+        stored = artifact_write(user_id=run.user_id, run_id=run.id, write=lambda p: trainer.save(p), suffix=".pt")
+        metrics = {
+            **trainer.metrics_,
+            "class_names": classes,
+            "image_size": trainer.image_size,
+            "normalisation": {"mean": list(trainer.info_.mean), "std": list(trainer.info_.std)},
+            "imagenet_weights": bool(trainer.info_.pretrained),
+            "weights": trainer.info_.weights,
+            "history": trainer.history_,
+            "best_epoch": trainer.best_epoch_,
+            "train_images": len(train),
+            "val_images": len(val),
+            "stopped": bool(trainer.stopped_),
+        }
+        model = TrainingModel.objects.create(
+            user_id=run.user_id,
+            run=run,
+            model_name=config["architecture"],
+            metric_name="accuracy",
+            metric_value=float(trainer.metrics_["accuracy"]),
+            metrics=metrics,
+            file_name=stored.file_name,
+            sha256=stored.sha256,
+            size=stored.size,
+        )
+        TrainingModel.objects.filter(pk=model.pk).update(model_url=f"/download_model/{model.pk}")
+        if trainer.stopped_:
+            run.finish(TrainingRun.Status.STOPPED, message="Stopped; the best weights so far were kept.")
+        else:
+            run.finish(TrainingRun.Status.SUCCEEDED, message=f"Done: validation accuracy {metrics['accuracy']:.3f}")
+    except Exception as exc:
+        _fail(run, exc)
+
+
+# ----------------------------------------------------------------------------- prediction
+@dataclass(frozen=True)
+class UploadedImage:
+    """One image to predict on: its display name and bytes (or the decode refusal met while unpacking)."""
+
+    name: str
+    data: bytes
+
+
+def _is_zip(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"
+
+
+def _expand_uploads(files) -> list[UploadedImage]:
+    """Images from the uploaded files; a ZIP among them is inspected and unpacked into a temporary folder."""
+    images: list[UploadedImage] = []
+    for upload in files:
+        data = upload.read()
+        name = getattr(upload, "name", "") or "image"
+        if not _is_zip(data):
+            images.append(UploadedImage(name, data))
+            continue
+        upload.seek(0)
+        try:
+            report = inspect_zip(upload, **_zip_limits())
+            with tempfile.TemporaryDirectory(prefix="deepmed-predict-") as tmp:
+                for item in extract_images(upload, tmp, report):
+                    images.append(UploadedImage(item.original_name, Path(item.path).read_bytes()))
+        except ImagingError as exc:
+            raise _refusal(exc) from exc
+    if not images:
+        raise ApplicationError(
+            "Send at least one image (PNG, JPEG, TIFF, BMP, DICOM) or a ZIP of images.", code="no_files"
+        )
+    if len(images) > MAX_PREDICT_FILES:
+        raise ApplicationError(f"Send at most {MAX_PREDICT_FILES} images at a time.", code="too_many_files")
+    return images
+
+
+def _owned_model(*, user, model_id, kind: str) -> TrainingModel:
+    model = TrainingModel.objects.select_related("run").filter(user=user, id=model_id, run__kind=kind).first()
+    if model is None:
+        raise NotFound("No model of yours has this id.")
+    return model
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def image_predict(*, user, model_id: int, files) -> dict:
+    """Label, confidence, probabilities and a Grad-CAM overlay per image; unreadable files get their own error."""
+    from .ml.gradcam import explain
+    from .ml.training import ImageClassifierTrainer
+
+    model = _owned_model(user=user, model_id=model_id, kind=TrainingRun.Kind.IMAGE)
+    images = _expand_uploads(files)
+    trainer = ImageClassifierTrainer.load(artifact_verified_path(model))
+    predictions = []
+    for item in images:
+        try:
+            decoded = decode_image(item.data)
+        except ImageDecodeError as exc:
+            predictions.append({"file": item.name, "error": exc.message, "code": exc.code})
+            continue
+        result = explain(trainer, decoded.image)
+        predictions.append(
+            {
+                "file": item.name,
+                "label": result["label"],
+                "confidence": result["confidence"],
+                "probabilities": result["probabilities"],
+                "heatmap": _data_url(result["overlay_png"]),
+            }
+        )
+    return {"model_id": model.id, "predictions": predictions}
+
+
+# ----------------------------------------------------------------------------- anomaly detection
+def anomaly_training_start(*, user, uploaded_file, level: int = 1, image_size: int = ANOMALY_IMAGE_SIZE) -> TrainingRun:
+    """Store a ZIP of normal images and enqueue an autoencoder run."""
+    if level not in ANOMALY_EPOCHS:
+        raise ApplicationError(
+            f"The training level must be one of {', '.join(map(str, ANOMALY_EPOCHS))}.", code="level"
+        )
+    if image_size % 16 or not 16 <= image_size <= 256:
+        raise ApplicationError("The image size must be a multiple of 16 between 16 and 256.", code="image_size")
+    from . import tasks
+
+    dataset = image_dataset_create(user=user, uploaded_file=uploaded_file, purpose=ImageDataset.Purpose.ANOMALY)
+    run = TrainingRun.objects.create(
+        user=user,
+        kind=TrainingRun.Kind.ANOMALY,
+        run_name=f"Anomaly detector on {dataset.name}",
+        message="Queued",
+        config={"level": level, "epochs": ANOMALY_EPOCHS[level], "image_size": image_size},
+        dataset_type=DATASET_TYPE,
+        dataset_id=str(dataset.id),
+    )
+    _enqueue(tasks.train_anomaly_detector, run)
+    return run
+
+
+def anomaly_training_execute(*, run_id: int) -> None:
+    """Train the autoencoder on the run's normal images and store it with its threshold and histogram."""
+    from .ml.anomaly import AutoencoderAnomalyDetector
+
+    run = TrainingRun.objects.get(id=run_id, kind=TrainingRun.Kind.ANOMALY)
+    if not run.start(message="Preparing the images"):
+        return
+    try:
+        records = _dataset_records(_run_dataset(run))
+        detector = AutoencoderAnomalyDetector(
+            image_size=run.config["image_size"],
+            epochs=run.config["epochs"],
+            progress=_progress_writer(run),
+            should_stop=run.stop_is_requested,
+        )
+        try:
+            detector.fit([record.path for record in records])
+        except ValueError as exc:
+            raise ApplicationError(str(exc), code="anomaly_training") from exc
+        stored = artifact_write(user_id=run.user_id, run_id=run.id, write=lambda p: detector.save(p), suffix=".pt")
+        metrics = {
+            "threshold": detector.threshold_,
+            "threshold_percentile": detector.threshold_percentile,
+            "histogram": detector.histogram(),
+            "history": detector.history_,
+            "image_size": detector.image_size,
+            "train_images": len(records),
+            "stopped": bool(detector.stopped_),
+        }
+        model = TrainingModel.objects.create(
+            user_id=run.user_id,
+            run=run,
+            model_name="conv_autoencoder",
+            metric_name="threshold",
+            metric_value=float(detector.threshold_),
+            metrics=metrics,
+            file_name=stored.file_name,
+            sha256=stored.sha256,
+            size=stored.size,
+        )
+        TrainingModel.objects.filter(pk=model.pk).update(model_url=f"/download_model/{model.pk}")
+        status = TrainingRun.Status.STOPPED if detector.stopped_ else TrainingRun.Status.SUCCEEDED
+        run.finish(status, message=f"Done: threshold {detector.threshold_:.5f}")
+    except Exception as exc:
+        _fail(run, exc)
+
+
+def anomaly_score(*, user, model_id: int, files) -> dict:
+    """Score, threshold and verdict per image; unreadable files get their own error."""
+    from .ml.anomaly import AutoencoderAnomalyDetector
+
+    model = _owned_model(user=user, model_id=model_id, kind=TrainingRun.Kind.ANOMALY)
+    images = _expand_uploads(files)
+    detector = AutoencoderAnomalyDetector.load(artifact_verified_path(model))
+    results = []
+    for item in images:
+        try:
+            decoded = decode_image(item.data)
+        except ImageDecodeError as exc:
+            results.append({"file": item.name, "error": exc.message, "code": exc.code})
+            continue
+        scored = detector.score([decoded.image])[0]
+        results.append(
+            {
+                "file": item.name,
+                "score": scored["score"],
+                "threshold": scored["threshold"],
+                "is_anomaly": scored["is_anomaly"],
+                "heatmap": _data_url(detector.error_heatmap_png(decoded.image)),
+            }
+        )
+    return {"model_id": model.id, "results": results}

@@ -1,0 +1,237 @@
+/* Imaging pages: train (upload → poll the run → show results) and predict/score (results with heatmaps).
+   The same markup ids serve /pipeline and /anomaly_detection; data-* attributes name the endpoints. */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) {
+          throw new Error(data.detail || "The request was refused.");
+        }
+        return data;
+      });
+    });
+  }
+
+  function showError(box, message) {
+    box.textContent = message;
+    box.hidden = false;
+    box.setAttribute("tabindex", "-1");
+    box.focus();
+  }
+
+  function cell(row, tag, text) {
+    var element = document.createElement(tag);
+    element.textContent = text;
+    row.appendChild(element);
+    return element;
+  }
+
+  function fillTable(table, header, rows) {
+    var caption = table.querySelector("caption");
+    table.textContent = "";
+    if (caption) {
+      table.appendChild(caption);
+    }
+    var head = table.createTHead().insertRow();
+    header.forEach(function (text) {
+      cell(head, "th", text).setAttribute("scope", "col");
+    });
+    var body = table.createTBody();
+    rows.forEach(function (values) {
+      var row = body.insertRow();
+      values.forEach(function (value, index) {
+        var element = cell(row, index === 0 ? "th" : "td", value);
+        if (index === 0) {
+          element.setAttribute("scope", "row");
+        }
+      });
+    });
+  }
+
+  function showResult(run, model) {
+    var result = document.getElementById("train-result");
+    if (!result || !model) {
+      return;
+    }
+    var metrics = model.metrics || {};
+    var threshold = document.getElementById("result-threshold");
+    if (threshold) {
+      threshold.textContent = Number(metrics.threshold).toPrecision(4);
+    }
+    var accuracy = document.getElementById("result-accuracy");
+    if (accuracy) {
+      accuracy.textContent = Number(metrics.accuracy).toFixed(3);
+      document.getElementById("result-weights").textContent = metrics.imagenet_weights
+        ? "started from ImageNet weights"
+        : "trained from scratch";
+      var names = metrics.class_names || [];
+      var matrix = metrics.confusion_matrix || [];
+      fillTable(
+        document.getElementById("result-confusion"),
+        ["True \\ predicted"].concat(names),
+        matrix.map(function (row, index) {
+          return [names[index]].concat(row.map(String));
+        })
+      );
+      fillTable(
+        document.getElementById("result-curve"),
+        ["Epoch", "Train loss", "Validation loss", "Validation accuracy"],
+        (metrics.history || []).map(function (epoch) {
+          return [
+            String(epoch.epoch),
+            Number(epoch.train_loss).toFixed(4),
+            Number(epoch.val_loss).toFixed(4),
+            Number(epoch.val_accuracy).toFixed(3),
+          ];
+        })
+      );
+    }
+    result.hidden = false;
+    var select = document.querySelector("#imaging-predict-form select[name=model_id]");
+    if (select) {
+      var option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = "New model " + model.id;
+      select.insertBefore(option, select.firstChild);
+      select.value = String(model.id);
+    }
+  }
+
+  function poll(runUrl, id) {
+    var progress = document.getElementById("train-progress");
+    var message = document.getElementById("train-message");
+    var submit = document.getElementById("train-submit");
+    fetch(runUrl + id + "/", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.json();
+      })
+      .then(function (run) {
+        progress.value = run.progress;
+        message.textContent = run.status + ": " + (run.error || run.message);
+        if (run.status === "queued" || run.status === "running") {
+          window.setTimeout(function () {
+            poll(runUrl, id);
+          }, 1500);
+          return;
+        }
+        submit.disabled = false;
+        document.getElementById("train-stop").hidden = true;
+        if (run.model_id) {
+          fetch("/api/v1/imaging/models/" + run.model_id + "/", {
+            credentials: "same-origin",
+            headers: { Accept: "application/json" },
+          })
+            .then(function (response) {
+              return response.json();
+            })
+            .then(function (model) {
+              showResult(run, model);
+            });
+        }
+      });
+  }
+
+  function setUpTraining() {
+    var form = document.getElementById("imaging-train-form");
+    if (!form) {
+      return;
+    }
+    var errorBox = document.getElementById("train-error");
+    var architecture = document.getElementById("train-architecture");
+    if (architecture) {
+      architecture.addEventListener("change", function () {
+        var option = architecture.options[architecture.selectedIndex];
+        document.getElementById("weights-text").textContent = option.getAttribute("data-weights");
+      });
+    }
+    var runId = null;
+    document.getElementById("train-stop").addEventListener("click", function () {
+      if (runId) {
+        post(form.getAttribute("data-run-url") + runId + "/stop/", new FormData()).catch(function (error) {
+          showError(errorBox, error.message);
+        });
+      }
+    });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      errorBox.hidden = true;
+      document.getElementById("train-result").hidden = true;
+      var submit = document.getElementById("train-submit");
+      submit.disabled = true;
+      post(form.getAttribute("data-api"), new FormData(form))
+        .then(function (run) {
+          runId = run.id;
+          document.getElementById("train-status").hidden = false;
+          document.getElementById("train-stop").hidden = false;
+          poll(form.getAttribute("data-run-url"), run.id);
+        })
+        .catch(function (error) {
+          submit.disabled = false;
+          showError(errorBox, error.message);
+        });
+    });
+  }
+
+  function resultCard(item, anomaly) {
+    var card = document.createElement("article");
+    cell(card, "h3", item.file);
+    if (item.error) {
+      cell(card, "p", item.error);
+      return card;
+    }
+    if (anomaly) {
+      cell(card, "p", item.is_anomaly ? "Anomalous" : "Normal").className = "badge";
+      cell(card, "p", "Score " + Number(item.score).toPrecision(4) + " (threshold " + Number(item.threshold).toPrecision(4) + ")");
+    } else {
+      cell(card, "p", item.label + " · " + (100 * item.confidence).toFixed(1) + "%").className = "badge";
+    }
+    if (item.heatmap) {
+      var image = document.createElement("img");
+      image.src = item.heatmap;
+      image.alt = (anomaly ? "Reconstruction error" : "Grad-CAM heatmap") + " over " + item.file;
+      card.appendChild(image);
+    }
+    return card;
+  }
+
+  function setUpPrediction() {
+    var form = document.getElementById("imaging-predict-form");
+    if (!form) {
+      return;
+    }
+    var anomaly = form.getAttribute("data-kind") === "anomaly";
+    var errorBox = document.getElementById("predict-error");
+    var results = document.getElementById("predict-results");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      errorBox.hidden = true;
+      results.textContent = "";
+      post(form.getAttribute("data-api"), new FormData(form))
+        .then(function (data) {
+          (data.predictions || data.results).forEach(function (item) {
+            results.appendChild(resultCard(item, anomaly));
+          });
+        })
+        .catch(function (error) {
+          showError(errorBox, error.message);
+        });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpTraining();
+    setUpPrediction();
+  });
+})();
