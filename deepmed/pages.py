@@ -61,7 +61,7 @@ DOC_SECTIONS: tuple[DocSection, ...] = (
         "Scoring new patients with a trained model and reading explanations.",
         available=False,
     ),
-    DocSection("images", "Images", "Image classifiers, anomaly detection and augmentation.", available=False),
+    DocSection("images", "Images", "Image classifiers, anomaly detection and augmentation."),
     DocSection("api", "The API", "Authenticating with JWT and calling DeepMed from your own software."),
 )
 _DOC_SECTIONS_BY_SLUG = {section.slug: section for section in DOC_SECTIONS}

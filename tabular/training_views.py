@@ -145,7 +145,7 @@ def training_start(request):
 def _select_url(model) -> str:
     # The model hub's selection route (built beside this page); until it exists the button is left out.
     try:
-        return reverse("select-model", args=[model.model_name, model.metric_name])
+        return reverse("modelhub-select", args=[model.model_name, model.metric_name])
     except NoReverseMatch:
         return f"/select_model/{model.model_name}/{model.metric_name}"
 
