@@ -482,6 +482,5 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["chat"] = env.str("CHAT_THROTTLE_RATE",
 # --- imaging (image datasets, classifiers, anomaly detection) ------------------------------
 IMAGE_SIZE = env_int("IMAGE_SIZE", 224, minimum=16)
 # Salt of the hashed DICOM PatientID: a stable value makes patient keys comparable across uploads.
+# ZIP caps are the platform ones (MAX_IMAGE_ZIP_MB, MAX_ZIP_FILES, MAX_ZIP_UNCOMPRESSED_MB).
 IMAGING_PATIENT_SALT = env_secret("IMAGING_PATIENT_SALT", default="") or ""
-IMAGING_MAX_ZIP_FILES = env_int("IMAGING_MAX_ZIP_FILES", 20000, minimum=10)
-IMAGING_MAX_ZIP_MB = env_int("IMAGING_MAX_ZIP_MB", 2048, minimum=1)

@@ -50,9 +50,19 @@ def _refusal(exc: ImagingError) -> ApplicationError:
 # ----------------------------------------------------------------------------- datasets
 def _zip_limits() -> dict:
     return {
-        "max_files": settings.IMAGING_MAX_ZIP_FILES,
-        "max_uncompressed_bytes": settings.IMAGING_MAX_ZIP_MB * 1024 * 1024,
+        "max_files": settings.MAX_ZIP_FILES,
+        "max_uncompressed_bytes": settings.MAX_ZIP_UNCOMPRESSED_MB * 1024 * 1024,
     }
+
+
+def _refuse_oversized(uploaded_file) -> None:
+    limit = settings.MAX_IMAGE_ZIP_MB * 1024 * 1024
+    if (getattr(uploaded_file, "size", 0) or 0) > limit:
+        raise ApplicationError(
+            f"The ZIP is larger than {settings.MAX_IMAGE_ZIP_MB} MB; "
+            "split it or ask an administrator to raise the limit.",
+            code="file_too_large",
+        )
 
 
 def _missing_dirs(path: Path) -> list[Path]:
@@ -76,6 +86,7 @@ def _convert_dicom(record: ImageRecord, salt: str) -> list[str]:
 
 def image_dataset_create(*, user, uploaded_file, purpose: str = ImageDataset.Purpose.CLASSIFICATION) -> ImageDataset:
     """Inspect, extract, decode and index a ZIP into the owner's folder; on any refusal remove everything written."""
+    _refuse_oversized(uploaded_file)
     try:
         zip_report = inspect_zip(uploaded_file, **_zip_limits())
     except ImagingError as exc:
@@ -320,6 +331,7 @@ def _expand_uploads(files) -> list[UploadedImage]:
             images.append(UploadedImage(name, data))
             continue
         upload.seek(0)
+        _refuse_oversized(upload)
         try:
             report = inspect_zip(upload, **_zip_limits())
             with tempfile.TemporaryDirectory(prefix="deepmed-predict-") as tmp:

@@ -158,7 +158,7 @@ BAD_ZIPS = {
 
 @pytest.mark.parametrize("code", sorted(BAD_ZIPS))
 def test_a_bad_zip_is_refused_with_its_code_and_nothing_is_written(alice_api, code, settings):
-    settings.IMAGING_MAX_ZIP_MB = 2
+    settings.MAX_ZIP_UNCOMPRESSED_MB = 2
     before = media_files(settings.MEDIA_ROOT)
     response = alice_api.post(
         "/api/train_model", {"file": upload(BAD_ZIPS[code]()), "architecture": "resnet18"}, format="multipart"
@@ -246,3 +246,11 @@ def test_the_model_endpoint_shows_metrics_to_the_owner_only(alice_api, charlie_a
     body = alice_api.get(f"/api/v1/imaging/models/{model_id}/").json()
     assert body["metric_name"] == "accuracy" and body["metrics"]["class_names"] == ["circle", "square"]
     assert charlie_api.get(f"/api/v1/imaging/models/{model_id}/").status_code == 404
+
+
+def test_a_zip_over_the_upload_limit_is_refused_before_it_is_opened(alice_api, settings):
+    settings.MAX_IMAGE_ZIP_MB = 1
+    archive = zip_bytes({**shapes_entries(), "circle/big.png": os.urandom(1024 * 1024 + 10)})
+    response = alice_api.post("/api/train_model", {"file": upload(archive)}, format="multipart")
+    assert response.status_code == 400 and response.json()["code"] == "file_too_large"
+    assert media_files(settings.MEDIA_ROOT) == []

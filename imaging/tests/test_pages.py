@@ -30,3 +30,8 @@ def test_the_anomaly_page_lists_only_the_users_detectors(client, charlie):
     client.force_login(charlie)
     response = client.get("/anomaly_detection")
     assert response.status_code == 200 and "Train a detector first" in response.content.decode()
+
+
+def test_the_images_guide_is_listed_as_available(client):
+    response = client.get("/docs/images/")
+    assert response.status_code == 200 and "DICOM" in response.content.decode()
