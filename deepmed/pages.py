@@ -48,7 +48,7 @@ DOC_SECTIONS: tuple[DocSection, ...] = (
         "Cleaning",
         "Reviewing the cleaning plan: dropped columns, missing values, encoding.",
     ),
-    DocSection("training", "Training", "Choosing a target, models, search level and validation.", available=False),
+    DocSection("training", "Training", "Choosing a target, models, search level and validation."),
     DocSection(
         "reading-the-report",
         "Reading the report",

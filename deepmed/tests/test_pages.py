@@ -309,10 +309,17 @@ def test_guide_index_lists_every_section_and_marks_the_unbuilt_ones(client, db):
     for section in pages.DOC_SECTIONS:
         assert f'href="/docs/{section.slug}/"' in body
     unbuilt = [section for section in pages.DOC_SECTIONS if not section.available]
-    assert unbuilt and body.count("Coming soon") == len(unbuilt)
+    assert body.count("Coming soon") == len(unbuilt)
 
 
-def test_a_coming_soon_section_says_so(client, db):
+def test_a_coming_soon_section_says_so(client, db, monkeypatch):
+    # Mark a built section unbuilt, so the notice is checked whichever sections are still missing.
+    sections = tuple(
+        pages.DocSection(s.slug, s.title, s.summary, available=False) if s.slug == "training" else s
+        for s in pages.DOC_SECTIONS
+    )
+    monkeypatch.setattr(pages, "DOC_SECTIONS", sections)
+    monkeypatch.setattr(pages, "_DOC_SECTIONS_BY_SLUG", {section.slug: section for section in sections})
     body = html(client.get("/docs/training/"))
 
     assert "This part of DeepMed is not available yet." in body
