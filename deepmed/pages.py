@@ -53,13 +53,11 @@ DOC_SECTIONS: tuple[DocSection, ...] = (
         "reading-the-report",
         "Reading the report",
         "Metrics, confidence intervals, curves and thresholds.",
-        available=False,
     ),
     DocSection(
         "predicting",
         "Predicting",
         "Scoring new patients with a trained model and reading explanations.",
-        available=False,
     ),
     DocSection("images", "Images", "Image classifiers, anomaly detection and augmentation."),
     DocSection("api", "The API", "Authenticating with JWT and calling DeepMed from your own software."),

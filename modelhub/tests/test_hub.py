@@ -225,3 +225,13 @@ def test_report_has_the_tripod_items_and_inline_svg_charts(alice, trained):
     assert "Only a few patients" in html
     assert "Missing ages filled with the median." in html
     assert "<script" not in html.split("<main", 1)[-1].split("</main>", 1)[0]
+
+
+def test_dashboard_and_my_models_link_tabular_models_to_their_report(alice):
+    model = TrainingModelFactory(user=alice)
+    assert f'href="/models/{model.pk}/report"' in _client(alice).get("/dashboard").content.decode()
+    assert f'href="/models/{model.pk}/report"' in _client(alice).get("/my_models").content.decode()
+
+
+def test_nav_has_a_models_link(alice):
+    assert 'href="/my_models"' in _client(alice).get("/my_models").content.decode()
