@@ -13,4 +13,12 @@ class ImagingConfig(AppConfig):
             for row_id, owner_id, folder in ImageDataset.objects.values_list("id", "owner_id", "folder").order_by("id"):
                 yield MediaReference(source="image_datasets", row_id=row_id, name=folder, owner_id=owner_id)
 
+        def _augmentation_references():
+            from .models import AugmentationJob
+
+            rows = AugmentationJob.objects.values_list("id", "owner_id", "folder").order_by("id")
+            for row_id, owner_id, folder in rows:
+                yield MediaReference(source="augmentation_jobs", row_id=row_id, name=folder, owner_id=owner_id)
+
         register_media_references("image_datasets", _references)
+        register_media_references("augmentation_jobs", _augmentation_references)

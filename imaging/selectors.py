@@ -25,3 +25,13 @@ def imaging_model_get_for_user(*, user, model_id: int) -> TrainingModel:
     if model is None:
         raise NotFound("No imaging model of yours has this id.")
     return model
+
+
+def augmentation_job_get_for_user(*, user, job_id: int):
+    """An augmentation job of this user, else 404."""
+    from .models import AugmentationJob
+
+    job = AugmentationJob.objects.filter(owner=user, id=job_id).first()
+    if job is None:
+        raise NotFound("No augmentation of yours has this id.")
+    return job

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import re
 import shutil
 import tempfile
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,7 @@ from .ml.datasets import ImageRecord, ImageRecordsDataset, index_images, split_r
 from .ml.errors import ImageDecodeError, ImagingError
 from .ml.images import decode_image, save_png
 from .ml.training import LEVELS, TrainingProgress
-from .models import ImageDataset
+from .models import AugmentationJob, ImageDataset
 
 logger = logging.getLogger(__name__)
 
@@ -484,3 +487,140 @@ def anomaly_score(*, user, model_id: int, files) -> dict:
             }
         )
     return {"model_id": model.id, "results": results}
+
+
+# ----------------------------------------------------------------------------- augmentation
+MAX_VARIANTS_PER_IMAGE = 20
+_UNSAFE_NAME_CHARS = re.compile(r"[^\w\-. ]")
+
+
+def _safe_part(part: str) -> str:
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", part).strip(" .") or "_"
+    return cleaned[:100]
+
+
+def augmentation_start(*, user, uploaded_file, preset: str, per_image: int) -> AugmentationJob:
+    """Check the options, extract the ZIP into the owner's folder and enqueue the job after commit."""
+    from . import tasks
+    from .ml.augmentation import PRESETS
+
+    if preset not in PRESETS:
+        raise ApplicationError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.", code="preset")
+    if not 1 <= per_image <= MAX_VARIANTS_PER_IMAGE:
+        raise ApplicationError(f"Variants per image must be between 1 and {MAX_VARIANTS_PER_IMAGE}.", code="per_image")
+    _refuse_oversized(uploaded_file)
+    try:
+        zip_report = inspect_zip(uploaded_file, **_zip_limits())
+    except ImagingError as exc:
+        raise _refusal(exc) from exc
+    if zip_report.file_count * (per_image + 1) > settings.MAX_ZIP_FILES:
+        raise ApplicationError(
+            f"{zip_report.file_count} images × {per_image + 1} would exceed the {settings.MAX_ZIP_FILES} files one "
+            "ZIP may hold; use fewer variants or fewer images.",
+            code="too_many_files",
+        )
+    folder = f"{int(user.id)}/augment/{uuid.uuid4().hex}"
+    dest = media_root() / folder
+    created_dirs = _missing_dirs(dest)
+    try:
+        extracted = extract_images(uploaded_file, dest / "extracted", zip_report)
+        source = dest / "source"
+        # Keep the archive's folders (class folders survive augmentation) with names made safe for the disk.
+        for item in extracted:
+            parts = [_safe_part(part) for part in item.original_name.split("/") if part]
+            target = source.joinpath(*parts[:-1], f"{Path(parts[-1]).stem}{item.path.suffix}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                target = target.with_name(f"{target.stem}_{item.path.stem}{target.suffix}")
+            item.path.rename(target)
+        shutil.rmtree(dest / "extracted", ignore_errors=True)
+        with transaction.atomic():
+            job = AugmentationJob.objects.create(
+                owner=user, preset=preset, per_image=per_image, folder=folder, message="Queued"
+            )
+    except BaseException as exc:
+        shutil.rmtree(dest, ignore_errors=True)
+        for directory in created_dirs[1:]:
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+        if isinstance(exc, ImagingError):
+            raise _refusal(exc) from exc
+        raise
+    transaction.on_commit(lambda: tasks.augment_images.delay(job.id))
+    return job
+
+
+def augmentation_execute(*, job_id: int) -> None:
+    """Write originals + variants, pack them into result.zip, remove the working copies."""
+    from django.utils import timezone
+
+    from .ml.augmentation import augment_folder
+
+    claimed = AugmentationJob.objects.filter(id=job_id, status=AugmentationJob.Status.QUEUED).update(
+        status=AugmentationJob.Status.RUNNING, message="Augmenting"
+    )
+    if not claimed:
+        return
+    job = AugmentationJob.objects.get(id=job_id)
+    root = resolve_media_path(job.folder, owner_id=job.owner_id)
+    try:
+        if root is None or not (root / "source").is_dir():
+            raise ApplicationError("The uploaded images are no longer stored; upload them again.", code="gone")
+
+        def progress(done: int, total: int) -> None:
+            AugmentationJob.objects.filter(id=job_id).update(
+                progress=done / max(total, 1), message=f"{done} of {total} images"
+            )
+
+        report = augment_folder(root / "source", root / "output", job.preset, job.per_image, progress=progress)
+        result = root / "result.zip"
+        partial = root / ".result.zip.partial"
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted((root / "output").rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(root / "output").as_posix())
+        os.replace(partial, result)
+        AugmentationJob.objects.filter(id=job_id).update(
+            status=AugmentationJob.Status.SUCCEEDED,
+            progress=1.0,
+            report=report,
+            result_name=f"{job.folder}/result.zip",
+            message=f"Done: {report['written']} images",
+            finished_at=timezone.now(),
+        )
+    except Exception as exc:
+        if not isinstance(exc, ApplicationError):
+            logger.exception("Augmentation job %s failed", job_id)
+        error = exc.message if isinstance(exc, ApplicationError) else "Augmentation failed: an internal error."
+        AugmentationJob.objects.filter(id=job_id).update(
+            status=AugmentationJob.Status.FAILED, error=error, message="Failed", finished_at=timezone.now()
+        )
+    finally:
+        if root is not None:
+            shutil.rmtree(root / "source", ignore_errors=True)
+            shutil.rmtree(root / "output", ignore_errors=True)
+
+
+def augmentation_result_path(*, job: AugmentationJob) -> Path:
+    """The finished ZIP of a job (already owner-checked), inside the owner's folder."""
+    path = resolve_media_path(job.result_name, owner_id=job.owner_id) if job.result_name else None
+    if job.status != AugmentationJob.Status.SUCCEEDED or path is None or not path.is_file():
+        raise ApplicationError("This augmentation has no result to download yet.", code="not_ready", status_code=409)
+    return path
+
+
+def augmentation_preview(*, files, preset: str, n: int = 6) -> str:
+    """A PNG grid (as a data URL): each uploaded image, then `n` variants of it under the preset."""
+    from .ml.augmentation import PRESETS, preview
+
+    if preset not in PRESETS:
+        raise ApplicationError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.", code="preset")
+    images = []
+    for item in _expand_uploads(files)[:4]:
+        try:
+            images.append(decode_image(item.data).image)
+        except ImageDecodeError as exc:
+            raise ApplicationError(f"{item.name}: {exc.message}", code=exc.code) from exc
+    return _data_url(preview(images, preset, n=n, tile=96))

@@ -13,3 +13,8 @@ def train_image_classifier(run_id: int) -> None:
 @shared_task(name="imaging.tasks.train_anomaly_detector", ignore_result=True)
 def train_anomaly_detector(run_id: int) -> None:
     services.anomaly_training_execute(run_id=run_id)
+
+
+@shared_task(name="imaging.tasks.augment_images", ignore_result=True)
+def augment_images(job_id: int) -> None:
+    services.augmentation_execute(job_id=job_id)

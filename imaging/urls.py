@@ -9,6 +9,7 @@ urlpatterns = [
     path("images", views.images_redirect, name="imaging-images"),
     path("pipeline", views.pipeline_page, name="imaging-pipeline"),
     path("anomaly_detection", views.anomaly_page, name="imaging-anomaly"),
+    path("augment", views.augment_page, name="imaging-augment"),
     path("api/train_model", api_views.TrainModelView.as_view(), name="api-train-model"),
     path("api/predict_image", api_views.PredictImageView.as_view(), name="api-predict-image"),
 ]

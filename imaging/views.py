@@ -9,6 +9,7 @@ from modelhub.models import TrainingRun
 from . import selectors
 from .ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, default_weights_dir, torchvision_weights_filename
 from .ml.training import LEVELS
+from .models import AugmentationJob
 
 
 def _weights_note(name: str) -> str:
@@ -45,3 +46,11 @@ def anomaly_page(request):
         "models": selectors.imaging_model_list_for_user(user=request.user, kind=TrainingRun.Kind.ANOMALY)[:20],
     }
     return render(request, "imaging/anomaly.html", context)
+
+
+@login_required
+def augment_page(request):
+    from .ml.augmentation import describe_presets
+
+    jobs = AugmentationJob.objects.filter(owner=request.user)[:10]
+    return render(request, "imaging/augment.html", {"presets": describe_presets(), "jobs": jobs})

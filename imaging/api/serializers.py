@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from imaging.ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from imaging.ml.training import LEVELS
+from imaging.models import AugmentationJob
 from modelhub.models import TrainingModel, TrainingRun
 
 
@@ -92,3 +93,42 @@ class ImagingModelSerializer(serializers.ModelSerializer):
         model = TrainingModel
         fields = ["id", "run", "model_name", "metric_name", "metric_value", "metrics", "created_at"]
         read_only_fields = fields
+
+
+class AugmentRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="ZIP of images; class folders are kept in the result.")
+    preset = serializers.CharField(help_text="An augmentation preset, e.g. chest_xray (never flips).")
+    per_image = serializers.IntegerField(min_value=1, max_value=20, default=3)
+
+
+class AugmentPreviewRequestSerializer(serializers.Serializer):
+    file = serializers.ListField(child=serializers.FileField(), help_text="Up to 4 images.")
+    preset = serializers.CharField()
+
+
+class AugmentPreviewSerializer(serializers.Serializer):
+    preview = serializers.CharField(help_text="PNG data URL: one row per image, the original first.")
+
+
+class AugmentationJobSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AugmentationJob
+        fields = [
+            "id",
+            "status",
+            "preset",
+            "per_image",
+            "progress",
+            "message",
+            "error",
+            "report",
+            "created_at",
+            "finished_at",
+            "download_url",
+        ]
+        read_only_fields = fields
+
+    def get_download_url(self, job) -> str | None:
+        return f"/api/v1/augment/{job.id}/download" if job.status == AugmentationJob.Status.SUCCEEDED else None

@@ -10,4 +10,8 @@ urlpatterns = [
     path("imaging/models/<int:pk>/", views.ImagingModelDetailView.as_view(), name="api-imaging-model"),
     path("anomaly/train", views.AnomalyTrainView.as_view(), name="api-anomaly-train"),
     path("anomaly/score", views.AnomalyScoreView.as_view(), name="api-anomaly-score"),
+    path("augment/", views.AugmentCreateView.as_view(), name="api-augment"),
+    path("augment/preview", views.AugmentPreviewView.as_view(), name="api-augment-preview"),
+    path("augment/<int:pk>/", views.AugmentDetailView.as_view(), name="api-augment-job"),
+    path("augment/<int:pk>/download", views.AugmentDownloadView.as_view(), name="api-augment-download"),
 ]

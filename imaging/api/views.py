@@ -1,6 +1,7 @@
 """Imaging JSON endpoints. Thin: validate, call a service, shape the answer."""
 
 from django.db import transaction
+from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -13,6 +14,10 @@ from imaging import selectors, services
 from .serializers import (
     AnomalyScoreResponseSerializer,
     AnomalyTrainRequestSerializer,
+    AugmentationJobSerializer,
+    AugmentPreviewRequestSerializer,
+    AugmentPreviewSerializer,
+    AugmentRequestSerializer,
     ImageFilesRequestSerializer,
     ImagingModelSerializer,
     ImagingRunSerializer,
@@ -176,3 +181,75 @@ class ImagingModelDetailView(APIView):
     def get(self, request, pk: int):
         model = selectors.imaging_model_get_for_user(user=request.user, model_id=pk)
         return Response(ImagingModelSerializer(model).data)
+
+
+class AugmentCreateView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_augment_create",
+        tags=TAGS,
+        summary="Augment a ZIP of images: originals plus N variants each, as a ZIP",
+        request={"multipart/form-data": AugmentRequestSerializer},
+        responses={
+            202: RunCreatedSerializer,
+            400: _error("The ZIP, preset or count was refused; nothing was stored."),
+        },
+    )
+    def post(self, request):
+        serializer = AugmentRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            job = services.augmentation_start(
+                user=request.user, uploaded_file=data["file"], preset=data["preset"], per_image=data["per_image"]
+            )
+        return Response({"id": job.id, "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class AugmentPreviewView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_augment_preview",
+        tags=TAGS,
+        summary="Preview a preset on a few of your images before running it",
+        request={"multipart/form-data": AugmentPreviewRequestSerializer},
+        responses={200: AugmentPreviewSerializer, 400: _error("Unknown preset or unreadable image.")},
+    )
+    def post(self, request):
+        serializer = AugmentPreviewRequestSerializer(
+            data={"preset": request.data.get("preset"), "file": _files(request)}
+        )
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        return Response({"preview": services.augmentation_preview(files=data["file"], preset=data["preset"])})
+
+
+class AugmentDetailView(APIView):
+    @extend_schema(
+        operation_id="imaging_augment_retrieve",
+        tags=TAGS,
+        summary="Status of one of your augmentations",
+        responses={200: AugmentationJobSerializer, 404: _error("No augmentation of yours has this id.")},
+    )
+    def get(self, request, pk: int):
+        job = selectors.augmentation_job_get_for_user(user=request.user, job_id=pk)
+        return Response(AugmentationJobSerializer(job).data)
+
+
+class AugmentDownloadView(APIView):
+    @extend_schema(
+        operation_id="imaging_augment_download",
+        tags=TAGS,
+        summary="Download the augmented ZIP",
+        responses={
+            (200, "application/zip"): OpenApiResponse(description="The ZIP."),
+            404: _error("No augmentation of yours has this id."),
+            409: _error("Not finished yet."),
+        },
+    )
+    def get(self, request, pk: int):
+        job = selectors.augmentation_job_get_for_user(user=request.user, job_id=pk)
+        path = services.augmentation_result_path(job=job)
+        return FileResponse(path.open("rb"), as_attachment=True, filename=f"augmented-{job.id}.zip")
