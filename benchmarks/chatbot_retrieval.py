@@ -95,7 +95,9 @@ def stop_pgvector() -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "embedded_pg.py"), "stop"], env=env, check=False)  # noqa: S603
 
 
-def pgvector_compare(url: str, name: str, vectors: np.ndarray, queries: np.ndarray, exact: ExactIndex, ef: int) -> None:
+def pgvector_compare(
+    url: str, name: str, vectors: np.ndarray, queries: np.ndarray, exact: ExactIndex, ef: int, n_questions: int
+) -> None:
     import psycopg
     from pgvector.psycopg import register_vector
 
@@ -119,24 +121,27 @@ def pgvector_compare(url: str, name: str, vectors: np.ndarray, queries: np.ndarr
         started = time.perf_counter()
         conn.execute(f"CREATE INDEX ON {table} USING hnsw (embedding vector_cosine_ops)")
         build_s = time.perf_counter() - started
-        conn.execute(f"SET hnsw.ef_search = {ef}")
         conn.execute(f"ANALYZE {table}")
         sql = f"SELECT id FROM {table} ORDER BY embedding <=> %s LIMIT 10"
-        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + sql, [queries[0]]).fetchall())
-        assert "hnsw" in plan.lower() or "index scan" in plan.lower(), plan
-        for query in queries[:5]:  # warm the cache
-            conn.execute(sql, [query]).fetchall()
-        latencies, recalls = [], []
-        for query in queries:
-            started = time.perf_counter()
-            found = [row[0] for row in conn.execute(sql, [query]).fetchall()]
-            latencies.append(time.perf_counter() - started)
-            truth = [identifier for identifier, _ in exact.search(query, 10)]
-            recalls.append(len(set(found) & set(truth)) / 10)
+        truths = [{identifier for identifier, _ in exact.search(query, 10)} for query in queries]
+        for ef_search in sorted({ef, 4 * ef}):
+            conn.execute(f"SET hnsw.ef_search = {ef_search}")
+            for query in queries[:5]:  # warm the cache
+                conn.execute(sql, [query]).fetchall()
+            latencies, recalls = [], []
+            for query, truth in zip(queries, truths, strict=True):
+                started = time.perf_counter()
+                found = {row[0] for row in conn.execute(sql, [query]).fetchall()}
+                latencies.append(time.perf_counter() - started)
+                recalls.append(len(found & truth) / 10)
+            # Real questions sit far from every chunk (their best cosine is ~0.3-0.7, not ~0.99), where a graph
+            # search finds its way less reliably than for chunk-like queries: report both groups.
+            questions, chunk_like = recalls[:n_questions], recalls[n_questions:]
+            print(f"  pgvector HNSW (m=16, ef_construction=64, ef_search={ef_search}): {percentiles(latencies)}   "
+                  f"recall@10 vs exact {statistics.mean(recalls):.3f} (questions {statistics.mean(questions):.3f}, "
+                  f"min {min(questions):.1f}; chunk-like {statistics.mean(chunk_like):.3f})")  # fmt: skip
+        print(f"  COPY {load_s:.1f} s, index build {build_s:.1f} s (maintenance_work_mem 2GB)")
         conn.execute(f"DROP TABLE {table}")
-    print(f"  pgvector HNSW (m=16, ef_construction=64, ef_search={ef}): {percentiles(latencies)}   "
-          f"recall@10 vs exact {statistics.mean(recalls):.3f} (min {min(recalls):.1f}); "
-          f"COPY {load_s:.1f} s, index build {build_s:.1f} s")  # fmt: skip
 
 
 def main() -> None:
@@ -189,10 +194,10 @@ def main() -> None:
         try:
             print(f"\npgvector vs exact, default KB size ({len(kb.vectors):,}):")
             print(f"  NumPy exact top-10: {percentiles([timed(default_exact.search, q, 10)[0] for q in queries])}")
-            pgvector_compare(url, "kb", kb.vectors, queries, default_exact, args.ef_search)
+            pgvector_compare(url, "kb", kb.vectors, queries, default_exact, args.ef_search, len(query_vectors))
             print(f"pgvector vs exact, {BIG:,} chunks:")
             print(f"  NumPy exact top-10: {percentiles([timed(big.search, q, 10)[0] for q in queries])}")
-            pgvector_compare(url, "big", big_vectors, queries, big, args.ef_search)
+            pgvector_compare(url, "big", big_vectors, queries, big, args.ef_search, len(query_vectors))
         finally:
             stop_pgvector()
 

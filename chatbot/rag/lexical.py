@@ -15,7 +15,8 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 __all__ = ["STOPWORDS", "BM25Index", "BM25Scorer", "term_frequencies", "tokenize"]
 
-# Function words and question scaffolding: they match almost every chunk and only add noise to BM25.
+# Function words and question scaffolding: they match almost every chunk and only add noise to BM25. "code" and
+# "cover" belong here too: "What does code E11 cover?" must match E11, not the titles of "Activity codes" (Y93).
 STOPWORDS = frozenset(
     """
     a about above after again all also am an and any are as at be because been before being below between both but
@@ -24,6 +25,7 @@ STOPWORDS = frozenset(
     over own same she should so some such than that the their theirs them then there these they this those through
     to too under until up very was we were what when where which while who whom why will with would you your yours
     yourself please tell explain mean means meaning
+    code codes cover covers covered describe describes define definition
     """.split()
 )
 
@@ -64,7 +66,9 @@ def tokenize(text: str) -> list[str]:
             # hp:0000822 is searchable as written and by its number alone.
             terms.extend((token, token.split(":", 1)[1]))
         else:
-            terms.append(_strip_suffix(token))
+            stem = _strip_suffix(token)
+            if stem not in STOPWORDS:
+                terms.append(stem)
     return terms
 
 

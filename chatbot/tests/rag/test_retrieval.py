@@ -82,7 +82,7 @@ def test_exact_index_replaces_and_removes_ids():
 
 
 def test_tokenize_keeps_codes_searchable_and_drops_stopwords():
-    assert tokenize("What does ICD-10 code E11 cover?") == ["icd", "10", "code", "e11", "cover"]
+    assert tokenize("What does ICD-10 code E11 cover?") == ["icd", "10", "e11"]  # question scaffolding goes
     assert tokenize("E11.9 and HP:0000822") == ["e11.9", "e11", "hp:0000822", "0000822"]
     assert tokenize("Trained models, uploading files") == ["train", "model", "upload", "file"]
 
