@@ -624,3 +624,105 @@ def augmentation_preview(*, files, preset: str, n: int = 6) -> str:
         except ImageDecodeError as exc:
             raise ApplicationError(f"{item.name}: {exc.message}", code=exc.code) from exc
     return _data_url(preview(images, preset, n=n, tile=96))
+
+
+# ----------------------------------------------------------------------------- pipeline
+PIPELINE_DATASET_TYPE = "image_pipeline"
+
+
+def pipeline_start(*, user, uploaded_file, steps) -> TrainingRun:
+    """Validate the composition, store the ZIP and enqueue the whole pipeline as one run."""
+    from . import tasks
+    from .ml.pipeline import TRAINING_TYPES, validate_pipeline
+
+    if not isinstance(steps, list):
+        raise ApplicationError('`steps` must be a JSON list of {"type", "params"} objects.', code="invalid_pipeline")
+    problems = validate_pipeline(steps)
+    if problems:
+        raise ApplicationError(
+            "The pipeline cannot run: " + " ".join(problems), code="invalid_pipeline", extra={"problems": problems}
+        )
+    training = steps[-1]["type"]
+    if training not in TRAINING_TYPES:
+        raise ApplicationError(
+            "End the pipeline with a training step (train_classifier or train_anomaly).", code="no_training_step"
+        )
+    anomaly = training == "train_anomaly"
+    purpose = ImageDataset.Purpose.ANOMALY if anomaly else ImageDataset.Purpose.CLASSIFICATION
+    dataset = image_dataset_create(user=user, uploaded_file=uploaded_file, purpose=purpose)
+    run = TrainingRun.objects.create(
+        user=user,
+        kind=TrainingRun.Kind.ANOMALY if anomaly else TrainingRun.Kind.IMAGE,
+        run_name=f"Pipeline on {dataset.name}",
+        message="Queued",
+        config={"pipeline": steps, "work_folder": f"{int(user.id)}/pipelines/{uuid.uuid4().hex}"},
+        dataset_type=PIPELINE_DATASET_TYPE,
+        dataset_id=str(dataset.id),
+    )
+    transaction.on_commit(lambda: tasks.run_image_pipeline.delay(run.id))
+    return run
+
+
+def pipeline_execute(*, run_id: int) -> None:
+    """Run every step (outputs kept under the run's work folder), then store the trained model in the hub."""
+    from .ml.pipeline import run_pipeline
+
+    run = TrainingRun.objects.get(id=run_id, dataset_type=PIPELINE_DATASET_TYPE)
+    if not run.start(message="Preparing the images"):
+        return
+    work = resolve_media_path(run.config["work_folder"], owner_id=run.user_id)
+    try:
+        if work is None:
+            raise ApplicationError("The pipeline's folder is not inside your storage.", code="invalid_folder")
+        dataset = _run_dataset(run)
+        input_dir = work / "input"
+        for record in _dataset_records(dataset):
+            target = input_dir / _safe_part(record.label) / record.path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(record.path, target)
+
+        def progress(update) -> None:
+            run.set_progress(min(update.overall_fraction, 0.99), update.message)
+
+        result = run_pipeline(
+            run.config["pipeline"], input_dir, work / "steps", progress=progress, should_stop=run.stop_is_requested
+        )
+        shutil.rmtree(input_dir, ignore_errors=True)
+        final = result["steps"][-1]
+        summaries = [
+            {**{key: item[key] for key in ("step", "type", "params")}, "folder": Path(item["output_dir"]).name}
+            for item in result["steps"]
+        ]
+        TrainingRun.objects.filter(pk=run.pk).update(config={**run.config, "steps": summaries})
+        if "model_path" not in final:
+            run.finish(TrainingRun.Status.STOPPED, message="Stopped before the training step.")
+            return
+        model_path = Path(final["model_path"])
+        stored = artifact_write(
+            user_id=run.user_id, run_id=run.id, write=lambda p: shutil.copyfile(model_path, p), suffix=".pt"
+        )
+        if final["type"] == "train_classifier":
+            name, metric_name, metric_value = final["params"]["architecture"], "accuracy", final["metrics"]["accuracy"]
+            metrics = {**final["metrics"], "history": final["history"], "weights": final["weights"]}
+            metrics["class_names"] = final["dataset"]["classes"]
+        else:
+            name, metric_name, metric_value = "conv_autoencoder", "threshold", final["threshold"]
+            metrics = {key: final[key] for key in ("threshold", "threshold_percentile", "histogram", "history")}
+        model = TrainingModel.objects.create(
+            user_id=run.user_id,
+            run=run,
+            model_name=name,
+            metric_name=metric_name,
+            metric_value=float(metric_value),
+            metrics={**metrics, "pipeline": summaries, "stopped": bool(result["stopped"])},
+            file_name=stored.file_name,
+            sha256=stored.sha256,
+            size=stored.size,
+        )
+        TrainingModel.objects.filter(pk=model.pk).update(model_url=f"/download_model/{model.pk}")
+        status = TrainingRun.Status.STOPPED if result["stopped"] else TrainingRun.Status.SUCCEEDED
+        run.finish(status, message=f"Done: {metric_name} {float(metric_value):.4g}")
+    except Exception as exc:
+        if work is not None:
+            shutil.rmtree(work / "input", ignore_errors=True)
+        _fail(run, exc)

@@ -18,3 +18,8 @@ def train_anomaly_detector(run_id: int) -> None:
 @shared_task(name="imaging.tasks.augment_images", ignore_result=True)
 def augment_images(job_id: int) -> None:
     services.augmentation_execute(job_id=job_id)
+
+
+@shared_task(name="imaging.tasks.run_image_pipeline", ignore_result=True)
+def run_image_pipeline(run_id: int) -> None:
+    services.pipeline_execute(run_id=run_id)

@@ -12,4 +12,5 @@ urlpatterns = [
     path("augment", views.augment_page, name="imaging-augment"),
     path("api/train_model", api_views.TrainModelView.as_view(), name="api-train-model"),
     path("api/predict_image", api_views.PredictImageView.as_view(), name="api-predict-image"),
+    path("api/pipeline", api_views.PipelineView.as_view(), name="api-pipeline"),
 ]

@@ -132,3 +132,11 @@ class AugmentationJobSerializer(serializers.ModelSerializer):
 
     def get_download_url(self, job) -> str | None:
         return f"/api/v1/augment/{job.id}/download" if job.status == AugmentationJob.Status.SUCCEEDED else None
+
+
+class PipelineRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="ZIP of class folders (or of normal images for train_anomaly).")
+    steps = serializers.JSONField(
+        help_text='Ordered list of {"type", "params"}: resize, normalize, clahe, denoise, augment, then '
+        "train_classifier or train_anomaly last."
+    )

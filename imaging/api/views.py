@@ -21,6 +21,7 @@ from .serializers import (
     ImageFilesRequestSerializer,
     ImagingModelSerializer,
     ImagingRunSerializer,
+    PipelineRequestSerializer,
     PredictResponseSerializer,
     RunCreatedSerializer,
     TrainModelRequestSerializer,
@@ -253,3 +254,23 @@ class AugmentDownloadView(APIView):
         job = selectors.augmentation_job_get_for_user(user=request.user, job_id=pk)
         path = services.augmentation_result_path(job=job)
         return FileResponse(path.open("rb"), as_attachment=True, filename=f"augmented-{job.id}.zip")
+
+
+class PipelineView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="imaging_pipeline_run",
+        tags=TAGS,
+        summary="Run preprocessing → augmentation → training as one job",
+        description="The composition is validated first; a refusal lists every problem in `problems`.",
+        request={"multipart/form-data": PipelineRequestSerializer},
+        responses={202: RunCreatedSerializer, 400: _error("The pipeline or the ZIP was refused; nothing was stored.")},
+    )
+    def post(self, request):
+        serializer = PipelineRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            run = services.pipeline_start(user=request.user, uploaded_file=data["file"], steps=data["steps"])
+        return Response({"id": run.id, "status": run.status}, status=status.HTTP_202_ACCEPTED)
