@@ -199,28 +199,74 @@ def bundle_background(*, bundle: dict[str, Any], user) -> pd.DataFrame | None:
     return background
 
 
-def model_feature_importance(*, user, model_id) -> dict[str, Any]:
-    """Permutation importance on hold-out rows when the bundle carries them, and the model's own importances.
+def _holdout_from_run(*, model: TrainingModel, bundle: dict[str, Any]):
+    """Rebuild the hold-out rows of a platform training run, or None when that cannot be done exactly.
 
-    Bundles of format deepmed.tabular/1 do not store their hold-out rows, so permutation importance is computed
-    only when `holdout_X`/`holdout_y` are present; `source` says which figures the answer holds.
+    The training service splits the cleaned dataset with train_models' seeded hold-out split, so the same dataset,
+    plan and seed give the same rows. The rebuild is accepted only if the pipeline's predictions on those rows
+    reproduce the confusion matrix recorded at training time — a changed dataset or split is never passed off as
+    the hold-out.
+    """
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    from tabular import training as training_service
+    from tabular.ml import training as ml_training
+
+    run = model.run
+    config = run.config or {}
+    if run.kind != "tabular" or "plan" not in config or "dataset_id" not in config:
+        return None
+    try:
+        _dataset, _plan, _plan_dict, _plan_object, _report, X, y, groups = training_service._load_training_inputs(run)
+        y = pd.Series(y).reset_index(drop=True)
+        X = X.reset_index(drop=True)
+        groups_array = None if groups is None else np.asarray(pd.Series(groups).reset_index(drop=True))
+        _train, test = ml_training._holdout_split(
+            y.to_numpy(), groups_array, config.get("test_size", 0.2), config.get("random_state", 0)
+        )
+    except (ApplicationError, ValueError, KeyError):
+        return None
+    X_test, y_test = X.iloc[test][bundle["schema"].names], y.iloc[test]
+    recorded = bundle.get("confusion_matrix") or {}
+    if not recorded.get("labels"):
+        return None
+    predicted = bundle["pipeline"].predict(X_test)
+    matrix = confusion_matrix(y_test, predicted, labels=recorded["labels"]).tolist()
+    if matrix != recorded.get("matrix"):
+        return None
+    return X_test, y_test
+
+
+def model_feature_importance(*, user, model_id) -> dict[str, Any]:
+    """Permutation importance on the hold-out rows, and the model's own importances; `source` says which.
+
+    Hold-out rows come from the bundle (`holdout_X`/`holdout_y`) when it carries them, otherwise they are rebuilt
+    from the run's dataset and plan and checked against the recorded confusion matrix (`_holdout_from_run`).
     """
     from tabular.ml.explain import _model_importances, feature_importance
 
     model, bundle = model_bundle_for_user(user=user, model_id=model_id)
     pipeline = bundle["pipeline"]
-    holdout_x, holdout_y = bundle.get("holdout_X"), bundle.get("holdout_y")
-    if holdout_x is not None and holdout_y is not None and len(holdout_x):
-        result = feature_importance(pipeline, holdout_x, holdout_y)
-        source = "permutation importance on the hold-out set, and the model's own importances"
+    holdout = None
+    if bundle.get("holdout_X") is not None and bundle.get("holdout_y") is not None and len(bundle["holdout_X"]):
+        holdout = bundle["holdout_X"], bundle["holdout_y"]
+    else:
+        holdout = _holdout_from_run(model=model, bundle=bundle)
+    if holdout is not None:
+        result = feature_importance(pipeline, *holdout)
+        source = (
+            f"permutation importance on the {len(holdout[0])} hold-out rows (drop in ROC AUC), "
+            "and the model's own importances"
+        )
     else:
         result = {"permutation": None, "model": _model_importances(pipeline)}
         source = (
-            "the model's own importances only: this model's file does not carry its hold-out rows, "
-            "so permutation importance cannot be computed honestly"
+            "the model's own importances only: the hold-out rows of this model could not be recovered exactly "
+            "(its dataset or cleaning plan changed or was deleted, or it was not trained by a platform run)"
         )
     if result["model"] is None and result["permutation"] is None:
-        source = "none: this kind of model has no importances of its own and no hold-out rows were stored"
+        source = "none: this kind of model has no importances of its own and its hold-out rows could not be recovered"
     return {"model_id": model.pk, "model_name": model.model_name, "source": source, **result}
 
 

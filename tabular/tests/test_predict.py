@@ -201,3 +201,30 @@ def test_feature_importance_uses_holdout_rows_when_the_bundle_has_them(alice_api
     body = alice_api.get(f"/api/v1/models/{alice_model.pk}/feature-importance/").json()
     assert body["permutation"][0]["feature"] == "age"
     assert "hold-out" in body["source"]
+
+
+def test_feature_importance_of_a_platform_run_uses_the_rebuilt_holdout(
+    alice, alice_api, charlie_api, make_dataset, django_capture_on_commit_callbacks
+):
+    from tabular import training
+    from tabular.tests.test_training_service import tiny_breast_cancer_csv
+
+    dataset = make_dataset(alice, tiny_breast_cancer_csv(), name="wdbc.csv")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training.training_run_start(
+            user=alice, dataset=dataset, target="diagnosis", models=["random_forest"], level=1, cv_folds=3
+        )
+    model = TrainingModel.objects.get(run=run)
+    body = alice_api.get(f"/api/v1/models/{model.pk}/feature-importance/").json()
+    assert body["permutation"], body["source"]
+    assert "hold-out rows" in body["source"]
+    assert body["model"]
+    n_test = sum(sum(row) for row in model.metrics["confusion_matrix"]["matrix"])
+    assert f"the {n_test} hold-out rows" in body["source"]
+    # Without its dataset the hold-out cannot be rebuilt: the answer says so instead of guessing.
+    from tabular.models import Dataset
+
+    Dataset.objects.filter(pk=dataset.pk).delete()
+    body = alice_api.get(f"/api/v1/models/{model.pk}/feature-importance/").json()
+    assert body["permutation"] is None
+    assert "could not be recovered" in body["source"]
