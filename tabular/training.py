@@ -259,17 +259,10 @@ def _duration(seconds: float | None) -> str:
 
 
 def _progress_message(event: ml_training.ProgressEvent) -> str:
-    where = ""
-    if event.model:
-        where = f"{event.model} ({event.model_index + 1} of {event.n_models})"
-        if event.stage == "search" and event.fold is not None:
-            candidate = (event.candidate or 0) + 1
-            where += f", candidate {candidate} of {event.n_candidates}, fold {event.fold + 1} of {event.n_folds}"
-        elif event.stage not in ("search",):
-            where += f", {event.stage.replace('_', ' ')}"
-    text = event.message or where or event.stage
-    if where and event.message and where not in event.message:
-        text = f"{where}: {event.message}"
+    # train_models' own message already says the step ("Logistic regression: candidate 2/6, fold 3/5"); the run
+    # adds which model of how many, the time spent and the estimate of the rest.
+    where = f"{event.model} ({event.model_index + 1} of {event.n_models})" if event.model else ""
+    text = f"{where}: {event.message}" if where and event.message else (where or event.message or event.stage)
     return f"{text} · elapsed {_duration(event.elapsed_seconds)} · about {_duration(event.eta_seconds)} left"
 
 
@@ -289,8 +282,10 @@ class _RunRecorder:
         self.saved: dict[str, TrainingModel] = {}
         self.failures: list[str] = []
         self.last_write = 0.0
+        self.fraction = 0.0
 
     def progress(self, event: ml_training.ProgressEvent, fraction: float) -> None:
+        fraction = self.fraction = max(fraction, self.fraction)  # never show progress going backwards
         now = time.monotonic()
         # A progress write per fit would flood the database on fast models; two a second is live enough.
         if event.stage in ("search",) and now - self.last_write < 0.5:
@@ -423,7 +418,12 @@ def training_run_execute(*, run_id: int, celery_task_id: str = "") -> TrainingRu
 
     def on_progress(index: int):
         def report(event: ml_training.ProgressEvent) -> None:
-            within = event.fits_done / event.fits_total if event.fits_total else 0.0
+            if event.stage == "done":
+                return  # the end of this model's call; the run goes on with the next model
+            if event.stage == "search" and event.fits_total:
+                within = event.fits_done / event.fits_total
+            else:
+                within = 1.0  # calibration, refit and evaluation follow the search: count them at its end
             fraction = (index + min(within, 1.0)) / len(names)
             elapsed = time.monotonic() - clock
             eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None

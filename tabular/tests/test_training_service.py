@@ -178,3 +178,26 @@ def test_charlie_cannot_get_alices_run(alice, charlie, cancer_dataset):
     run = start(alice, cancer_dataset)
     with pytest.raises(Http404):
         training.training_run_get_for_user(user=charlie, run_id=run.pk)
+
+
+def test_progress_messages_name_the_model_and_fold_with_elapsed_time_and_an_estimate(
+    alice, cancer_dataset, django_capture_on_commit_callbacks, monkeypatch
+):
+    messages = []
+    real = TrainingRun.set_progress
+
+    def record(self, progress, message=None):
+        messages.append((progress, message))
+        return real(self, progress, message)
+
+    monkeypatch.setattr(TrainingRun, "set_progress", record)
+    with django_capture_on_commit_callbacks(execute=True):
+        start(alice, cancer_dataset)
+
+    searching = [message for _progress, message in messages if "fold" in message]
+    assert searching, messages
+    assert any("logistic_regression (1 of 2)" in message and "fold 1/3" in message for message in searching)
+    assert all("elapsed" in message and "left" in message for _progress, message in messages)
+    fractions = [progress for progress, _message in messages]
+    assert fractions == sorted(fractions) and max(fractions) < 1.0
+    assert any(progress >= 0.5 for progress in fractions)  # the second model's share is counted after the first
