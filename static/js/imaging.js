@@ -60,7 +60,56 @@
     });
   }
 
+  var histogramChart = null;
+
+  function drawHistogram(model) {
+    var canvas = document.getElementById("anomaly-histogram");
+    var histogram = model && model.metrics && model.metrics.histogram;
+    if (!canvas || !histogram || !window.Chart) {
+      return;
+    }
+    document.getElementById("histogram-section").hidden = false;
+    var edges = histogram.edges;
+    var labels = histogram.counts.map(function (_count, index) {
+      return ((edges[index] + edges[index + 1]) / 2).toPrecision(3);
+    });
+    // The threshold is drawn as a second dataset: a bar at the bin that holds it.
+    var marker = histogram.counts.map(function (_count, index) {
+      var inside = histogram.threshold >= edges[index] && histogram.threshold <= edges[index + 1];
+      return inside ? Math.max.apply(null, histogram.counts) : 0;
+    });
+    if (histogramChart) {
+      histogramChart.destroy();
+    }
+    histogramChart = new window.Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: labels,
+        datasets: [
+          { label: "Normal validation images", data: histogram.counts, backgroundColor: "rgba(54, 120, 200, 0.6)" },
+          { label: "Threshold", data: marker, backgroundColor: "rgba(200, 30, 30, 0.9)", barPercentage: 0.15 },
+        ],
+      },
+      options: { scales: { x: { stacked: true, title: { display: true, text: "Score" } }, y: { beginAtZero: true } } },
+    });
+    document.getElementById("histogram-summary").textContent =
+      "Threshold " + Number(histogram.threshold).toPrecision(4) + " (" + histogram.percentile + "th percentile).";
+  }
+
+  function loadModel(id, then) {
+    fetch("/api/v1/imaging/models/" + id + "/", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (model) {
+        if (model) {
+          then(model);
+        }
+      });
+  }
+
   function showResult(run, model) {
+    drawHistogram(model);
     var result = document.getElementById("train-result");
     if (!result || !model) {
       return;
@@ -212,6 +261,13 @@
       return;
     }
     var anomaly = form.getAttribute("data-kind") === "anomaly";
+    var select = form.querySelector("select[name=model_id]");
+    if (anomaly && select && select.value) {
+      loadModel(select.value, drawHistogram);
+      select.addEventListener("change", function () {
+        loadModel(select.value, drawHistogram);
+      });
+    }
     var errorBox = document.getElementById("predict-error");
     var results = document.getElementById("predict-results");
     form.addEventListener("submit", function (event) {
