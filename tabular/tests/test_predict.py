@@ -228,3 +228,29 @@ def test_feature_importance_of_a_platform_run_uses_the_rebuilt_holdout(
     body = alice_api.get(f"/api/v1/models/{model.pk}/feature-importance/").json()
     assert body["permutation"] is None
     assert "could not be recovered" in body["source"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"rows": [{"age": 50}]}, "model_id"),
+        ({"model_id": None, "rows": "age=50"}, "model_id"),
+        ({"rows": "age=50"}, "model_id"),
+    ],
+)
+def test_request_without_model_id_is_400_saying_what_to_send(alice_api, alice_model, payload, message):
+    response = alice_api.post(URL, payload, format="json")
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_rows_that_are_not_a_list_of_objects_are_400(alice_api, alice_model):
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": ["age", 50]}, format="json")
+    assert response.status_code == 400
+    assert "list of objects" in response.json()["detail"]
+
+
+def test_empty_rows_are_400(alice_api, alice_model):
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": []}, format="json")
+    assert response.status_code == 400
+    assert "No rows" in response.json()["detail"]
