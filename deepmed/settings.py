@@ -432,6 +432,8 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # --- tabular (datasets, profiling, cleaning, feature selection) ----------------------------
+# Fits run at once inside one training run (joblib processes); 1 keeps a shared worker machine responsive.
+TABULAR_TRAINING_N_JOBS = env_int("TABULAR_TRAINING_N_JOBS", 1, minimum=1)
 
 # --- chatbot (knowledge base, retrieval, generation) ----------------------------------------
 DATABASE_ROUTERS = ["chatbot.routers.KnowledgeBaseRouter"]

@@ -726,3 +726,31 @@ def pipeline_execute(*, run_id: int) -> None:
         if work is not None:
             shutil.rmtree(work / "input", ignore_errors=True)
         _fail(run, exc)
+
+
+def anomaly_threshold_set(*, user, model_id: int, threshold: float) -> TrainingModel:
+    """Save a new threshold with the detector: a new verified artefact replaces the old one, the row follows."""
+    from .ml.anomaly import AutoencoderAnomalyDetector
+
+    model = _owned_model(user=user, model_id=model_id, kind=TrainingRun.Kind.ANOMALY)
+    if not (threshold == threshold and threshold > 0):  # NaN compares unequal to itself
+        raise ApplicationError("The threshold must be a positive number.", code="threshold")
+    old_path = artifact_verified_path(model)
+    detector = AutoencoderAnomalyDetector.load(old_path)
+    detector.set_threshold(value=float(threshold))
+    stored = artifact_write(user_id=model.user_id, run_id=model.run_id, write=lambda p: detector.save(p), suffix=".pt")
+    metrics = dict(model.metrics)
+    metrics["threshold"] = detector.threshold_
+    metrics["threshold_percentile"] = detector.threshold_percentile
+    metrics["histogram"] = detector.histogram()
+    metrics["threshold_set_by_user"] = True
+    TrainingModel.objects.filter(pk=model.pk).update(
+        file_name=stored.file_name,
+        sha256=stored.sha256,
+        size=stored.size,
+        metric_value=detector.threshold_,
+        metrics=metrics,
+    )
+    old_path.unlink(missing_ok=True)
+    model.refresh_from_db()
+    return model

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import pandas as pd
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 
@@ -454,6 +455,7 @@ def training_run_execute(*, run_id: int, celery_task_id: str = "") -> TrainingRu
                 target_sensitivity=config.get("target_sensitivity"),
                 progress=on_progress(index),
                 should_stop=run.stop_is_requested,
+                n_jobs=settings.TABULAR_TRAINING_N_JOBS,
             )
         except ml_training.TrainingError as exc:
             # The data, not one model, is the problem: no other model would do better.

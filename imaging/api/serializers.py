@@ -140,3 +140,7 @@ class PipelineRequestSerializer(serializers.Serializer):
         help_text='Ordered list of {"type", "params"}: resize, normalize, clahe, denoise, augment, then '
         "train_classifier or train_anomaly last."
     )
+
+
+class ThresholdRequestSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(help_text="The new score above which an image is flagged.")

@@ -8,6 +8,7 @@ urlpatterns = [
     path("imaging/runs/<int:pk>/", views.ImagingRunDetailView.as_view(), name="api-imaging-run"),
     path("imaging/runs/<int:pk>/stop/", views.ImagingRunStopView.as_view(), name="api-imaging-run-stop"),
     path("imaging/models/<int:pk>/", views.ImagingModelDetailView.as_view(), name="api-imaging-model"),
+    path("anomaly/models/<int:pk>/threshold", views.AnomalyThresholdView.as_view(), name="api-anomaly-threshold"),
     path("anomaly/train", views.AnomalyTrainView.as_view(), name="api-anomaly-train"),
     path("anomaly/score", views.AnomalyScoreView.as_view(), name="api-anomaly-score"),
     path("augment/", views.AugmentCreateView.as_view(), name="api-augment"),

@@ -24,6 +24,7 @@ from .serializers import (
     PipelineRequestSerializer,
     PredictResponseSerializer,
     RunCreatedSerializer,
+    ThresholdRequestSerializer,
     TrainModelRequestSerializer,
 )
 
@@ -274,3 +275,24 @@ class PipelineView(APIView):
         with transaction.atomic():
             run = services.pipeline_start(user=request.user, uploaded_file=data["file"], steps=data["steps"])
         return Response({"id": run.id, "status": run.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class AnomalyThresholdView(APIView):
+    @extend_schema(
+        operation_id="imaging_anomaly_threshold",
+        tags=TAGS,
+        summary="Save a new threshold for one of your anomaly detectors",
+        request=ThresholdRequestSerializer,
+        responses={
+            200: ImagingModelSerializer,
+            400: _error("Not a positive number."),
+            404: _error("No anomaly detector of yours has this id."),
+        },
+    )
+    def post(self, request, pk: int):
+        serializer = ThresholdRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model = services.anomaly_threshold_set(
+            user=request.user, model_id=pk, threshold=serializer.validated_data["threshold"]
+        )
+        return Response(ImagingModelSerializer(model).data)

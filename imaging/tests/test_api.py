@@ -3,6 +3,7 @@
 import io
 import os
 import zipfile
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -229,6 +230,15 @@ def test_anomaly_detector_trains_on_normal_images_and_scores_new_ones(
         assert item["threshold"] == pytest.approx(model.metric_value)
         assert item["is_anomaly"] == (item["score"] > item["threshold"])
     assert body["results"][2]["code"] == "not_an_image"
+    # Moving the threshold below every score flags every image, and the saved artefact carries it.
+    moved = alice_api.post(f"/api/v1/anomaly/models/{model.id}/threshold", {"threshold": 1e-9}, format="json")
+    assert moved.status_code == 200 and moved.json()["metric_value"] == pytest.approx(1e-9)
+    assert charlie_api.post(f"/api/v1/anomaly/models/{model.id}/threshold", {"threshold": 1}).status_code == 404
+    again = upload(probe["circle/circle_0.png"], "circle_0.png")
+    rescored = alice_api.post("/api/v1/anomaly/score", {"model_id": model.id, "file": again}, format="multipart")
+    assert rescored.json()["results"][0]["is_anomaly"] is True
+    model.refresh_from_db()
+    assert [p.name for p in (settings.MEDIA_ROOT / model.file_name).parent.iterdir()] == [Path(model.file_name).name]
     fresh = upload(probe["circle/circle_0.png"], "circle_0.png")
     refused = charlie_api.post("/api/v1/anomaly/score", {"model_id": model.id, "file": fresh}, format="multipart")
     assert refused.status_code == 404

@@ -92,6 +92,17 @@
       },
       options: { scales: { x: { stacked: true, title: { display: true, text: "Score" } }, y: { beginAtZero: true } } },
     });
+    var slider = document.getElementById("threshold-slider");
+    if (slider) {
+      var low = edges[0];
+      var high = edges[edges.length - 1];
+      slider.min = String(low);
+      slider.max = String(high + (high - low) * 0.25);
+      slider.step = String((high - low) / 200 || 0.0001);
+      slider.value = String(histogram.threshold);
+      slider.setAttribute("data-model-id", model.id);
+      document.getElementById("threshold-value").textContent = Number(histogram.threshold).toPrecision(4);
+    }
     document.getElementById("histogram-summary").textContent =
       "Threshold " + Number(histogram.threshold).toPrecision(4) + " (" + histogram.percentile + "th percentile).";
   }
@@ -255,6 +266,41 @@
     return card;
   }
 
+  function setUpThreshold() {
+    var slider = document.getElementById("threshold-slider");
+    if (!slider) {
+      return;
+    }
+    var status = document.getElementById("threshold-status");
+    slider.addEventListener("input", function () {
+      document.getElementById("threshold-value").textContent = Number(slider.value).toPrecision(4);
+    });
+    document.getElementById("threshold-save").addEventListener("click", function () {
+      var id = slider.getAttribute("data-model-id");
+      fetch("/api/v1/anomaly/models/" + id + "/threshold", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ threshold: Number(slider.value) }),
+      })
+        .then(function (response) {
+          return response.json().then(function (data) {
+            if (!response.ok) {
+              throw new Error(data.detail || "The threshold was not saved.");
+            }
+            return data;
+          });
+        })
+        .then(function (model) {
+          drawHistogram(model);
+          status.textContent = "Saved: new scores use threshold " + Number(model.metric_value).toPrecision(4) + ".";
+        })
+        .catch(function (error) {
+          status.textContent = error.message;
+        });
+    });
+  }
+
   function setUpPrediction() {
     var form = document.getElementById("imaging-predict-form");
     if (!form) {
@@ -289,5 +335,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     setUpTraining();
     setUpPrediction();
+    setUpThreshold();
   });
 })();

@@ -201,3 +201,18 @@ def test_progress_messages_name_the_model_and_fold_with_elapsed_time_and_an_esti
     fractions = [progress for progress, _message in messages]
     assert fractions == sorted(fractions) and max(fractions) < 1.0
     assert any(progress >= 0.5 for progress in fractions)  # the second model's share is counted after the first
+
+
+def test_parallel_fits_give_the_same_models_as_serial_ones(
+    alice, cancer_dataset, django_capture_on_commit_callbacks, settings
+):
+    figures = []
+    for n_jobs in (1, 2):
+        settings.TABULAR_TRAINING_N_JOBS = n_jobs
+        with django_capture_on_commit_callbacks(execute=True):
+            run = start(alice, cancer_dataset, models=["logistic_regression"])
+        run.refresh_from_db()
+        assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+        model = run.models.get()
+        figures.append((model.metric_value, model.metrics["best_params"], model.metrics["threshold"]))
+    assert figures[0] == figures[1]
