@@ -264,3 +264,11 @@ def test_a_zip_over_the_upload_limit_is_refused_before_it_is_opened(alice_api, s
     response = alice_api.post("/api/train_model", {"file": upload(archive)}, format="multipart")
     assert response.status_code == 400 and response.json()["code"] == "file_too_large"
     assert media_files(settings.MEDIA_ROOT) == []
+
+
+def test_the_storage_check_knows_every_file_imaging_wrote(trained):
+    from modelhub.selectors import media_storage_report
+
+    report = media_storage_report()
+    assert report["file_count"] > 12
+    assert report["orphans"]["count"] == 0 and report["missing"]["count"] == 0
