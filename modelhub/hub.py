@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import zipfile
+from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +27,7 @@ from accounts.audit import audit_record
 from accounts.models import AuditEvent
 from deepmed.exceptions import ApplicationError, NotFound
 
+from .artifacts import artifact_verified_path
 from .models import TrainingModel
 
 # Metrics a selection may rank by; all "higher is better" except these.
@@ -52,12 +55,38 @@ def model_get_for_user(*, user, model_id) -> TrainingModel:
         raise NotFound("No such model among yours.") from None
 
 
-def model_bundle_for_user(*, user, model_id) -> tuple[TrainingModel, dict[str, Any]]:
-    """The user's model row and its verified bundle."""
+# Unpickling a bundle costs far more than hashing its file (a random forest: ~100 ms against ~1 ms), so verified
+# bundles are kept per process, keyed by file and SHA-256. The file is still hashed on every request before the
+# cached object is used: a changed file misses the cache and is refused by the load.
+BUNDLE_CACHE_SIZE = 8
+_bundle_cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+_bundle_cache_lock = threading.Lock()
+# Explanation backgrounds, keyed by the dataset's identity and file so a replaced file is read again.
+_background_cache: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+
+
+def _bundle_verified(model: TrainingModel) -> dict[str, Any]:
     from tabular.bundles import model_bundle_load  # tabular depends on modelhub, not the reverse at import time
 
+    path = artifact_verified_path(model)  # re-hashes the file; raises on a missing or changed file
+    key = (str(path), model.sha256)
+    with _bundle_cache_lock:
+        bundle = _bundle_cache.get(key)
+        if bundle is not None:
+            _bundle_cache.move_to_end(key)
+            return bundle
+    bundle = model_bundle_load(model)
+    with _bundle_cache_lock:
+        _bundle_cache[key] = bundle
+        while len(_bundle_cache) > BUNDLE_CACHE_SIZE:
+            _bundle_cache.popitem(last=False)
+    return bundle
+
+
+def model_bundle_for_user(*, user, model_id) -> tuple[TrainingModel, dict[str, Any]]:
+    """The user's model row and its verified bundle (treat it as read-only: it may be shared with other requests)."""
     model = model_get_for_user(user=user, model_id=model_id)
-    return model, model_bundle_load(model)
+    return model, _bundle_verified(model)
 
 
 def model_days_left(model: TrainingModel, *, now=None) -> int | None:
@@ -183,11 +212,16 @@ def bundle_background(*, bundle: dict[str, Any], user) -> pd.DataFrame | None:
     dataset = Dataset.objects.filter(pk=dataset_id, owner=user).first() if dataset_id else None
     if dataset is None:
         return None
+    schema = bundle["schema"]
+    key = (dataset.pk, dataset.sha256, dataset.parquet_name, tuple(schema.names))
+    with _bundle_cache_lock:
+        cached = _background_cache.get(key)
+    if cached is not None:
+        return cached
     try:
         frame = dataset_frame(dataset=dataset)
     except ApplicationError:
         return None
-    schema = bundle["schema"]
     present = [name for name in schema.names if name in frame.columns]
     frame = frame[present]
     if len(frame) > BACKGROUND_ROWS:
@@ -196,6 +230,10 @@ def bundle_background(*, bundle: dict[str, Any], user) -> pd.DataFrame | None:
         background, _ = validate_rows(schema, frame)
     except SchemaError:
         return None
+    with _bundle_cache_lock:
+        _background_cache[key] = background
+        while len(_background_cache) > BUNDLE_CACHE_SIZE:
+            _background_cache.popitem(last=False)
     return background
 
 
