@@ -4,8 +4,11 @@ The path a clinician's request takes: POST /api/v1/datasets/ (upload) → POST /
 eagerly in this process, exactly the body a worker runs) → GET /api/v1/training-runs/{id}/. Prints the wall time of
 the training request, each model's hold-out ROC AUC with its 95% interval, and whether the best is ≥ 0.97.
 
-Uses a throwaway SQLite database and MEDIA_ROOT in a temporary folder; nothing is left behind.
-Usage: .venv/bin/python benchmarks/tabular_platform_acceptance.py [--level 2] [--folds 5]
+Uses a throwaway SQLite database and MEDIA_ROOT in a temporary folder.
+Usage: [TABULAR_TRAINING_N_JOBS=2] .venv/bin/python benchmarks/tabular_platform_acceptance.py [--level 2] [--folds 5]
+
+Measured on the shared 2-core machine (other suites running beside it), 569 rows, 7 models, level 2, 5 folds:
+TABULAR_TRAINING_N_JOBS=1 532.5 s, =2 180.5 s; best hold-out ROC AUC 0.9947 (SVM, 95% CI 0.983-1.000) both times.
 """
 
 from __future__ import annotations
