@@ -85,8 +85,10 @@ class KnowledgeChunk(models.Model):
     # float32 little-endian bytes: portable across SQLite, MariaDB and PostgreSQL. On PostgreSQL with pgvector an
     # extra `embedding vector(384)` column (made by migration 0002, outside the ORM) holds the same vector for HNSW.
     embedding_f32 = models.BinaryField()
-    # Number of lexical tokens, for BM25's length normalisation.
+    # Number of lexical tokens of the body (search_text) and of the title field (title and heading), for BM25's
+    # length normalisation of each field.
     n_terms = models.PositiveIntegerField(default=0)
+    n_title_terms = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["document_id", "ordinal"]
@@ -100,18 +102,26 @@ class KnowledgeChunk(models.Model):
 
 
 class LexicalPosting(models.Model):
-    """How often a term occurs in a chunk: the BM25 index, written at ingestion and never rebuilt per query."""
+    """How often a term occurs in a field of a chunk: the BM25 indexes, written at ingestion, not rebuilt per query."""
+
+    class Field(models.TextChoices):
+        # Two BM25 rankings are fused with the dense one (rag.fusion): the body and the title field.
+        BODY = "body", "Body (title, heading and text)"
+        TITLE = "title", "Title and heading"
 
     term = models.CharField(max_length=64)
     chunk = models.ForeignKey(KnowledgeChunk, on_delete=models.CASCADE, related_name="postings")
+    field = models.CharField(max_length=8, choices=Field.choices, default=Field.BODY)
     tf = models.PositiveIntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["term"])]
-        constraints = [models.UniqueConstraint(fields=["term", "chunk"], name="chatbot_posting_term_chunk_unique")]
+        indexes = [models.Index(fields=["field", "term"], name="chatbot_posting_field_term")]
+        constraints = [
+            models.UniqueConstraint(fields=["field", "term", "chunk"], name="chatbot_posting_field_term_chunk_unique")
+        ]
 
     def __str__(self):
-        return f"{self.term}@{self.chunk_id}"
+        return f"{self.term}@{self.chunk_id}:{self.field}"
 
 
 class Conversation(models.Model):

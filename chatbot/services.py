@@ -30,6 +30,7 @@ from .models import (
     LexicalPosting,
     Message,
 )
+from .rag.fusion import DEFAULT_CANDIDATES
 from .vectorstore import NumpyStore, get_vector_store, knowledge_base_alias, vector_to_bytes
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,11 @@ WRITE_BATCH_DOCUMENTS = 200
 POSTING_BATCH_SIZE = 2000
 MAX_TERM_CHARS = 64
 EXCERPT_CHARS = 400
-# Candidates each retriever contributes to the fusion; the answer keeps CHAT_TOP_K of them.
-CANDIDATES_PER_RETRIEVER = 40
+# The posting fields in the order _write_chunks counts them: Chunk.search_text, then Chunk.title_text.
+LEXICAL_FIELDS = (LexicalPosting.Field.BODY, LexicalPosting.Field.TITLE)
+# Candidates each retriever contributes to the fusion (the depth the RAG core was evaluated with); the answer keeps
+# CHAT_TOP_K of them.
+CANDIDATES_PER_RETRIEVER = DEFAULT_CANDIDATES
 
 NOTHING_RELEVANT = (
     "I could not find anything relevant to this question in the DeepMed knowledge base, so I will not guess. "
@@ -241,7 +245,8 @@ def _write_chunks(pending: Sequence[_Pending], *, alias: str) -> None:
         for item in pending:
             for chunk in item.chunks:
                 counts = _term_counts(chunk.search_text)
-                term_counts.append(counts)
+                title_counts = _term_counts(chunk.title_text)
+                term_counts.append((counts, title_counts))
                 rows.append(
                     KnowledgeChunk(
                         document_id=item.document.pk,
@@ -252,6 +257,7 @@ def _write_chunks(pending: Sequence[_Pending], *, alias: str) -> None:
                         code=(chunk.code or "")[:100],
                         metadata=chunk.metadata,
                         n_terms=sum(counts.values()),
+                        n_title_terms=sum(title_counts.values()),
                     )
                 )
         vectors = [vector for item in pending for vector in item.vectors] if rows else []
@@ -263,9 +269,11 @@ def _write_chunks(pending: Sequence[_Pending], *, alias: str) -> None:
             KnowledgeChunk.objects.using(alias).filter(key__in=[row.key for row in rows]).values_list("key", "id")
         )
         chunk_ids = [ids_by_key[row.key] for row in rows]
+        # Two BM25 fields per chunk (rag.fusion fuses both with the dense ranking): the body and the title field.
         postings = [
-            LexicalPosting(term=term, chunk_id=chunk_id, tf=tf)
-            for chunk_id, counts in zip(chunk_ids, term_counts, strict=True)
+            LexicalPosting(term=term, chunk_id=chunk_id, field=field, tf=tf)
+            for chunk_id, field_counts in zip(chunk_ids, term_counts, strict=True)
+            for field, counts in zip(LEXICAL_FIELDS, field_counts, strict=True)
             for term, tf in counts.items()
         ]
         LexicalPosting.objects.using(alias).bulk_create(postings, batch_size=POSTING_BATCH_SIZE)
@@ -390,18 +398,28 @@ def knowledge_base_load(
     if not to_index:
         report.seconds = time.perf_counter() - started
         return report
-    embedder = embedder or embedder_get()
     for start in range(0, len(to_index), WRITE_BATCH_DOCUMENTS):
-        batch = [
-            _Pending(document, _chunks_for(document)) for document in to_index[start : start + WRITE_BATCH_DOCUMENTS]
-        ]
-        texts = [chunk.search_text for item in batch for chunk in item.chunks]
-        vectors = _embed(texts, embedder=embedder)
-        offset = 0
-        for item in batch:
-            item.vectors = vectors[offset : offset + len(item.chunks)]
-            offset += len(item.chunks)
-        _write_chunks(batch, alias=alias)
+        try:
+            embedder = embedder or embedder_get()
+            batch = [
+                _Pending(document, _chunks_for(document))
+                for document in to_index[start : start + WRITE_BATCH_DOCUMENTS]
+            ]
+            texts = [chunk.search_text for item in batch for chunk in item.chunks]
+            vectors = _embed(texts, embedder=embedder)
+            offset = 0
+            for item in batch:
+                item.vectors = vectors[offset : offset + len(item.chunks)]
+                offset += len(item.chunks)
+            _write_chunks(batch, alias=alias)
+        except Exception as exc:
+            # This batch and the ones after it were never indexed: say so on their rows instead of leaving them
+            # "ingesting" for ever. Documents already written stay ready; a re-run picks up the failed ones.
+            reason = exc.message if isinstance(exc, ApplicationError) else f"{exc.__class__.__name__}: {exc}"
+            documents.filter(pk__in=[document.pk for document in to_index[start:]]).update(
+                status=KnowledgeDocument.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
+            )
+            raise
         report.chunks += len(texts)
         if on_progress is not None:
             on_progress(f"{min(start + WRITE_BATCH_DOCUMENTS, len(to_index))}/{len(to_index)} documents indexed")
@@ -434,11 +452,14 @@ def reader_group_ids(user) -> list[int]:
     return list(user.groups.values_list("id", flat=True))
 
 
-def lexical_search(*, query: str, group_ids: Sequence[int], limit: int) -> list[tuple[int, float]]:
-    """BM25 over the postings stored at ingestion: (chunk id, score) pairs, best first.
+def lexical_search(
+    *, query: str, group_ids: Sequence[int], limit: int, field: str = LexicalPosting.Field.BODY
+) -> list[tuple[int, float]]:
+    """BM25 over the postings of one field stored at ingestion: (chunk id, score) pairs, best first.
 
-    Document frequencies come from the whole collection (every posting of the query terms); chunks the reader may
-    not see are dropped after scoring, so a restricted document never changes what others see except through idf.
+    `field` is body (the chunk's search_text) or title (its title and heading: Chunk.title_text). Document
+    frequencies come from the whole collection (every posting of the query terms); chunks the reader may not see are
+    dropped after scoring, so a restricted document never changes what others see except through idf.
     """
     from django.db.models import Avg, Count
 
@@ -448,10 +469,11 @@ def lexical_search(*, query: str, group_ids: Sequence[int], limit: int) -> list[
     terms = list(dict.fromkeys(term[:MAX_TERM_CHARS] for term in tokenize(query)))
     if not terms:
         return []
+    length_column = "chunk__n_title_terms" if field == LexicalPosting.Field.TITLE else "chunk__n_terms"
     rows = (
         LexicalPosting.objects.using(alias)
-        .filter(term__in=terms)
-        .values_list("term", "chunk_id", "tf", "chunk__n_terms", "chunk__document__group_id")
+        .filter(field=field, term__in=terms)
+        .values_list("term", "chunk_id", "tf", length_column, "chunk__document__group_id")
     )
     postings: dict[str, list[tuple[int, int]]] = {}
     lengths: dict[int, int] = {}
@@ -464,13 +486,16 @@ def lexical_search(*, query: str, group_ids: Sequence[int], limit: int) -> list[
             hidden.add(chunk_id)
     if not postings:
         return []
-    totals = KnowledgeChunk.objects.using(alias).aggregate(n=Count("id"), avg=Avg("n_terms"))
+    totals = KnowledgeChunk.objects.using(alias).aggregate(
+        n=Count("id"), avg=Avg(length_column.removeprefix("chunk__"))
+    )
     ranked = BM25Scorer().score(terms, postings, lengths, totals["n"] or 0, float(totals["avg"] or 1.0))
     return [(chunk_id, score) for chunk_id, score in ranked if chunk_id not in hidden][:limit]
 
 
 def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=None) -> list[RetrievedPassage]:
-    """Hybrid retrieval: dense (vector store) and BM25 (stored postings), fused by reciprocal rank.
+    """Hybrid retrieval: dense (vector store), BM25 over the chunk body and BM25 over its title field (stored
+    postings), fused by reciprocal rank with the weights rag.fusion was tuned with.
 
     The relevance floor is compared with the best dense cosine of the question (rag.fusion explains why): below
     it the list is empty and the caller says it found nothing relevant. `score` is each passage's cosine.
@@ -484,7 +509,10 @@ def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=Non
     query_vector = np.asarray(embedder.encode([query]), dtype=np.float32)[0]
     dense = store.search(query_vector, k=CANDIDATES_PER_RETRIEVER, group_ids=group_ids)
     lexical = lexical_search(query=query, group_ids=group_ids, limit=CANDIDATES_PER_RETRIEVER)
-    result = fuse_dense_and_lexical(dense, lexical, k=top_k, relevance_floor=settings.CHAT_RELEVANCE_FLOOR)
+    title = lexical_search(
+        query=query, group_ids=group_ids, limit=CANDIDATES_PER_RETRIEVER, field=LexicalPosting.Field.TITLE
+    )
+    result = fuse_dense_and_lexical(dense, lexical, title=title, k=top_k, relevance_floor=settings.CHAT_RELEVANCE_FLOOR)
     if not result.hits:
         return []
     chosen = [hit.id for hit in result.hits]

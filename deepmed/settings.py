@@ -459,12 +459,12 @@ CHAT_CHUNK_OVERLAP = env_int("CHAT_CHUNK_OVERLAP", 150, minimum=0)
 if CHAT_CHUNK_OVERLAP >= CHAT_CHUNK_CHARS:
     raise ImproperlyConfigured("CHAT_CHUNK_OVERLAP must be smaller than CHAT_CHUNK_CHARS")
 CHAT_TOP_K = env_int("CHAT_TOP_K", 5, minimum=1)
-CHAT_RELEVANCE_FLOOR = _env_float("CHAT_RELEVANCE_FLOOR", 0.3, minimum=-1.0, maximum=1.0)
+CHAT_RELEVANCE_FLOOR = _env_float("CHAT_RELEVANCE_FLOOR", 0.32, minimum=-1.0, maximum=1.0)
 CHAT_VECTOR_BACKEND = env.str("CHAT_VECTOR_BACKEND", default="auto")
 if CHAT_VECTOR_BACKEND not in {"auto", "numpy", "pgvector"}:
     raise ImproperlyConfigured(f"CHAT_VECTOR_BACKEND must be auto, numpy or pgvector, got {CHAT_VECTOR_BACKEND!r}")
-CHAT_HNSW_EF_SEARCH = env_int("CHAT_HNSW_EF_SEARCH", 100, minimum=10)
-CHAT_GENERATOR = env.str("CHAT_GENERATOR", default="auto")
+CHAT_HNSW_EF_SEARCH = env_int("CHAT_HNSW_EF_SEARCH", 400, minimum=10)
+CHAT_GENERATOR = env.str("CHAT_GENERATOR", default="extractive")
 if CHAT_GENERATOR not in {"auto", "http", "local", "extractive"}:
     raise ImproperlyConfigured(f"CHAT_GENERATOR must be auto, http, local or extractive, got {CHAT_GENERATOR!r}")
 CHAT_SELECTABLE_BACKENDS = env.list("CHAT_SELECTABLE_BACKENDS", default=["auto", "extractive"])
