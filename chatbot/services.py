@@ -607,6 +607,20 @@ def _history_window(conversation: Conversation) -> list[dict]:
     return [{"role": role, "content": text} for role, text in reversed(recent)]
 
 
+def passages_for_named_codes(question: str, passages: list[RetrievedPassage]) -> list[RetrievedPassage]:
+    """Only the passages about a code the question names ("What does E11 cover?"), when there are any; else all.
+
+    Retrieval ranks the named code first, but the other top-k passages of such a question are neighbours that merely
+    look alike (other short ICD titles, "ICD-10" in every title), and quoting them next to E11 reads as if they
+    answered the question. A question naming no code, or a code the knowledge base lacks, keeps every passage.
+    """
+    from .rag.lexical import tokenize
+
+    terms = set(tokenize(question))
+    named = [passage for passage in passages if passage.code and passage.code.split()[-1].lower() in terms]
+    return named or passages
+
+
 def message_send(*, user, conversation: Conversation, text: str, embedder=None) -> Message:
     """Answers a question: masks personal data, refuses unsafe requests, retrieves, generates, stores both turns.
 
@@ -644,7 +658,7 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
     if kind is not None:
         answer_fields.update(text=refusal_message(kind), backend="safety", refused=True)
     else:
-        passages = knowledge_search(user=user, query=masked, embedder=embedder)
+        passages = passages_for_named_codes(masked, knowledge_search(user=user, query=masked, embedder=embedder))
         if not passages:
             answer_fields.update(text=NOTHING_RELEVANT, backend="retrieval", no_answer=True)
         else:

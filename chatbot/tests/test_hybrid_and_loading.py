@@ -111,3 +111,16 @@ def test_pgvector_search_sets_ef_search_locally_in_the_query_transaction(db, set
     assert "set_config('hnsw.ef_search'" in set_sql and "true" in set_sql
     assert set_params == ["400"] and in_transaction
     assert "<=>" in query_sql
+
+
+def test_answer_about_a_named_code_quotes_and_lists_only_that_code(kb, alice):
+    conversation = services.conversation_start(user=alice)
+    answer = services.message_send(user=alice, conversation=conversation, text="What does ICD-10 code E11 cover?")
+    assert answer.sources
+    assert {source["code"] for source in answer.sources} == {"ICD-10-CM E11"}
+    assert "[1]" in answer.text
+
+
+def test_question_without_a_code_keeps_every_retrieved_passage(kb, alice):
+    passages = services.knowledge_search(user=alice, query="How do I train a model on my CSV?")
+    assert services.passages_for_named_codes("How do I train a model on my CSV?", passages) == passages
