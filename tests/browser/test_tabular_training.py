@@ -5,10 +5,8 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from modelhub.models import TrainingRun
-from tests.browser.conftest import browser, page, page_problems  # noqa: F401 - the browser fixtures
-
-from .conftest import upload_file
-from .test_training_service import tiny_breast_cancer_csv
+from tabular.tests.conftest import upload_file
+from tabular.tests.test_training_service import tiny_breast_cancer_csv
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +14,7 @@ KEEP = {"logistic_regression", "naive_bayes"}
 
 
 @pytest.fixture
-def signed_in_page(page, alice, live_server):  # noqa: F811
+def signed_in_page(page, alice, live_server):
     from tabular.services import dataset_create
 
     dataset_create(user=alice, uploaded_file=upload_file(tiny_breast_cancer_csv(), "wdbc.csv"))
@@ -28,7 +26,7 @@ def signed_in_page(page, alice, live_server):  # noqa: F811
     return page
 
 
-def test_start_a_run_in_the_browser_and_read_the_leaderboard(signed_in_page, page_problems):  # noqa: F811
+def test_start_a_run_in_the_browser_and_read_the_leaderboard(signed_in_page, page_problems):
     tab = signed_in_page
     tab.goto("/training")
     expect(tab.get_by_role("heading", name="Train models")).to_be_visible()
@@ -45,7 +43,10 @@ def test_start_a_run_in_the_browser_and_read_the_leaderboard(signed_in_page, pag
     expect(tab.get_by_role("button", name="Select ")).to_have_count(2)
     for chart in ("roc-chart", "pr-chart", "calibration-chart"):
         # Chart.js registers every chart it drew on its canvas.
-        assert tab.evaluate(f"!!window.Chart && !!window.Chart.getChart(document.getElementById('{chart}'))")
+        # Wait for it: the charts are drawn after the page's scripts load, and a finishing run reloads the page.
+        tab.wait_for_function(
+            f"!!window.Chart && !!window.Chart.getChart(document.getElementById('{chart}'))", timeout=15_000
+        )
     assert TrainingRun.objects.get().status == TrainingRun.Status.SUCCEEDED
     assert page_problems.console_errors == [] and page_problems.page_errors == []
     assert page_problems.external_requests == []

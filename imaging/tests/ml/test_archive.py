@@ -96,6 +96,8 @@ def test_it_rejects_a_file_that_is_not_a_zip():
 
 
 def test_it_extracts_with_server_names_and_skips_clutter(tmp_path):
+    tmp_path = tmp_path / "extraction"  # the app tests' conftest puts a MEDIA_ROOT beside it
+    tmp_path.mkdir()
     buffer = make_zip(
         [
             ("data/cats/one.png", png_bytes(1)),
