@@ -28,7 +28,7 @@ from accounts.models import AuditEvent
 from deepmed.exceptions import ApplicationError, NotFound
 
 from .artifacts import artifact_verified_path
-from .models import TrainingModel
+from .models import TrainingModel, TrainingRun
 
 # Metrics a selection may rank by; all "higher is better" except these.
 SELECTABLE_METRICS = (
@@ -53,6 +53,14 @@ def model_get_for_user(*, user, model_id) -> TrainingModel:
         return TrainingModel.objects.select_related("run").get(pk=int(model_id), user=user)
     except (TrainingModel.DoesNotExist, TypeError, ValueError):
         raise NotFound("No such model among yours.") from None
+
+
+def run_get_for_user(*, user, run_id) -> TrainingRun:
+    """The user's training run of any kind (tabular, image, anomaly), or NotFound for anyone else's."""
+    try:
+        return TrainingRun.objects.get(pk=int(run_id), user=user)
+    except (TrainingRun.DoesNotExist, TypeError, ValueError):
+        raise NotFound("No training run of yours has this id.") from None
 
 
 # Unpickling a bundle costs far more than hashing its file (a random forest: ~100 ms against ~1 ms), so verified

@@ -272,3 +272,37 @@ def test_the_storage_check_knows_every_file_imaging_wrote(trained):
     report = media_storage_report()
     assert report["file_count"] > 12
     assert report["orphans"]["count"] == 0 and report["missing"]["count"] == 0
+
+
+def test_an_image_run_is_polled_at_the_shared_training_runs_url_with_the_documented_shape(alice_api, trained):
+    body = alice_api.get(f"/api/v1/training-runs/{trained}/").json()
+    assert body["kind"] == "image" and body["status"] == "succeeded" and body["progress"] == 1.0
+    assert {"id", "kind", "status", "progress", "message", "error", "models"} <= set(body)
+    (model,) = body["models"]
+    assert set(model) == {"id", "model_name", "metric_name", "metric_value", "metrics", "intervals", "threshold"}
+    assert model["model_name"] == "resnet18" and model["metric_name"] == "accuracy"
+    assert model["intervals"] == {} and model["threshold"] is None
+    assert model["id"] == alice_api.get(f"/api/v1/imaging/runs/{trained}/").json()["model_id"]
+
+
+def test_stopping_a_finished_image_run_at_the_shared_url_is_refused_with_409(alice_api, trained):
+    response = alice_api.post(f"/api/v1/training-runs/{trained}/stop/")
+    assert response.status_code == 409 and response.json()["code"] == "run_finished"
+
+
+def test_a_queued_image_run_is_stopped_at_the_shared_url(alice_api, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        response = alice_api.post(
+            "/api/train_model",
+            {"file": upload(zip_bytes(shapes_entries())), "architecture": "resnet18", "level": 1, "image_size": 32},
+            format="multipart",
+        )
+    run_id = response.json()["id"]
+    stopped = alice_api.post(f"/api/v1/training-runs/{run_id}/stop/")
+    assert stopped.status_code == 202 and stopped.json()["kind"] == "image"
+    assert TrainingRun.objects.get(id=run_id).stop_requested
+
+
+def test_charlie_gets_404_for_alices_image_run_at_the_shared_url(charlie_api, trained):
+    assert charlie_api.get(f"/api/v1/training-runs/{trained}/").status_code == 404
+    assert charlie_api.post(f"/api/v1/training-runs/{trained}/stop/").status_code == 404

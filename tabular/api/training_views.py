@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deepmed.exceptions import ApplicationError
+from modelhub import hub
 from tabular import selectors, training
 
 from .training_serializers import (
@@ -74,18 +75,23 @@ class TrainingRunDetailView(APIView):
     @extend_schema(
         operation_id="training_runs_retrieve",
         tags=TAGS,
-        summary="A tabular run: status, progress and its models (best first)",
+        summary="A training run of any kind (tabular, image, anomaly): status, progress and its models (best first)",
+        description=(
+            "The one polling URL of DESIGN.md §4 for `POST /api/train_model`, `/api/v1/anomaly/train` and tabular "
+            "runs alike; `kind` says which. Image models have empty `intervals` and a null `threshold` unless "
+            "their metrics carry them (anomaly detectors carry their threshold)."
+        ),
         responses={200: TrainingRunStatusSerializer, 404: _error("No run of yours has this id.")},
     )
     def get(self, request, pk: int):
-        return Response(_status_body(training.training_run_get_for_user(user=request.user, run_id=pk)))
+        return Response(_status_body(hub.run_get_for_user(user=request.user, run_id=pk)))
 
 
 class TrainingRunStopView(APIView):
     @extend_schema(
         operation_id="training_runs_stop",
         tags=TAGS,
-        summary="Stop a tabular run; finished models are kept",
+        summary="Stop a run of any kind; finished models are kept",
         request=None,
         responses={
             202: TrainingRunStatusSerializer,
@@ -94,7 +100,8 @@ class TrainingRunStopView(APIView):
         },
     )
     def post(self, request, pk: int):
-        run = training.training_run_get_for_user(user=request.user, run_id=pk)
+        # The stop itself is kind-agnostic (a flag the tabular and imaging executors both poll between steps).
+        run = hub.run_get_for_user(user=request.user, run_id=pk)
         run = training.training_run_stop(run=run)
         return Response(_status_body(run), status=status.HTTP_202_ACCEPTED)
 
