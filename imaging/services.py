@@ -7,6 +7,7 @@ Views call these; Celery tasks call the `*_execute` functions with ids. Every re
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import re
@@ -754,3 +755,58 @@ def anomaly_threshold_set(*, user, model_id: int, threshold: float) -> TrainingM
     old_path.unlink(missing_ok=True)
     model.refresh_from_db()
     return model
+
+
+def imaging_model_download_zip(*, model: TrainingModel) -> bytes:
+    """A ZIP of an image classifier (checkpoint, TorchScript, metrics, README) or anomaly detector (no TorchScript).
+
+    The checkpoint is read only through `artifact_verified_path`, so a moved or altered file is refused. No
+    TorchScript file is stored at training time; it is traced here from the verified checkpoint, which keeps the
+    export in step with the exact weights being handed out.
+    """
+    import json
+
+    import torch
+    import torchvision
+    from django.template.loader import render_to_string
+
+    checkpoint = artifact_verified_path(model)
+    is_classifier = model.run.kind == TrainingRun.Kind.IMAGE
+    files: dict[str, bytes] = {"model.pt": checkpoint.read_bytes()}
+    if is_classifier:
+        from .ml.export import export_torchscript
+        from .ml.training import ImageClassifierTrainer
+
+        trainer = ImageClassifierTrainer.load(checkpoint, device="cpu")
+        with tempfile.TemporaryDirectory() as folder:
+            files["model_torchscript.pt"] = export_torchscript(trainer, Path(folder) / "model.ts").read_bytes()
+    files["metrics.json"] = json.dumps(
+        {
+            "model_id": model.pk,
+            "model_name": model.model_name,
+            "kind": model.run.kind,
+            "metric_name": model.metric_name,
+            "metric_value": model.metric_value,
+            "class_names": model.metrics.get("class_names"),
+            "metrics": model.metrics,
+        },
+        indent=2,
+        default=str,
+    ).encode()
+    files["README.txt"] = render_to_string(
+        "modelhub/image_download_readme.txt",
+        {
+            "model": model,
+            "is_classifier": is_classifier,
+            "torch_version": torch.__version__.split("+")[0],
+            "torchvision_version": torchvision.__version__.split("+")[0],
+            "image_size": model.metrics.get("image_size"),
+            "class_names": model.metrics.get("class_names") or [],
+            "threshold": model.metrics.get("threshold"),
+        },
+    ).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -317,9 +317,21 @@ def model_feature_importance(*, user, model_id) -> dict[str, Any]:
 
 
 def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, bytes]:
-    """A ZIP of the fitted pipeline, its input schema, the model report and a README; audited as DOWNLOAD."""
+    """A ZIP of the model with a README on loading it, audited as DOWNLOAD.
+
+    Tabular: the fitted pipeline, its input schema and the model report. Image and anomaly models: the checkpoint,
+    metrics and (classifiers) a TorchScript export, built by `imaging.services.imaging_model_download_zip`.
+    """
     from .report import model_report_context
 
+    model = model_get_for_user(user=user, model_id=model_id)
+    if model_kind(model) in (TrainingRun.Kind.IMAGE, TrainingRun.Kind.ANOMALY):
+        # Imported here: imaging depends on modelhub, not the other way round.
+        from imaging.services import imaging_model_download_zip
+
+        content = imaging_model_download_zip(model=model)
+        _audit_download(model=model, user=user, request=request)
+        return model, content
     model, bundle = model_bundle_for_user(user=user, model_id=model_id)
     versions = bundle.get("versions") or {}
     pipeline_bytes = io.BytesIO()
@@ -345,6 +357,11 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
         archive.writestr("schema.json", json.dumps(schema_doc, indent=2, default=str))
         archive.writestr("report.html", report_html)
         archive.writestr("README.txt", readme)
+    _audit_download(model=model, user=user, request=request)
+    return model, buffer.getvalue()
+
+
+def _audit_download(*, model: TrainingModel, user, request) -> None:
     audit_record(
         action=AuditEvent.Action.DOWNLOAD,
         request=request,
@@ -352,4 +369,3 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
         target=model,
         details={"what": "model", "sha256": model.sha256, "model_name": model.model_name},
     )
-    return model, buffer.getvalue()
