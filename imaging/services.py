@@ -180,7 +180,13 @@ def _dataset_records(dataset: ImageDataset) -> list[ImageRecord]:
 
 # ----------------------------------------------------------------------------- runs
 def _enqueue(task, run: TrainingRun) -> None:
-    transaction.on_commit(lambda: task.delay(run.id))
+    def send() -> None:
+        # The task id lets an operator find or revoke the job; a field-scoped update, so it never overwrites the
+        # worker's own progress writes even when the worker has already picked the task up.
+        result = task.delay(run.id)
+        TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
+
+    transaction.on_commit(send)
 
 
 def _progress_writer(run: TrainingRun):
