@@ -116,3 +116,11 @@ def test_my_models_lists_image_and_anomaly_models_with_a_download_and_no_report_
         assert f'href="/models/{model.pk}/report"' not in page
     assert 'action="/select_model/resnet18/accuracy"' in page
     assert "/select_model/conv_autoencoder/threshold" not in page
+
+
+def test_an_anomaly_run_is_polled_at_the_shared_training_runs_url_with_its_threshold(alice_api, anomaly_model):
+    body = alice_api.get(f"/api/v1/training-runs/{anomaly_model.run_id}/").json()
+    assert body["kind"] == "anomaly" and body["status"] == "succeeded"
+    (model,) = body["models"]
+    assert model["id"] == anomaly_model.pk and model["intervals"] == {}
+    assert model["threshold"] == pytest.approx(anomaly_model.metric_value)
