@@ -4,23 +4,15 @@ The pattern of tests/test_tabular_training_worker.py: broker folders in tmp, the
 through DATABASE_URL, and it listens on the `imaging` queue only, so the run also proves the task is routed there.
 """
 
-import os
-import signal
-import subprocess
-import sys
-import uuid
-
 import pytest
-from django.db import connection
 
-from deepmed.celery import app
 from imaging import services
 from imaging.ml.training import ImageClassifierTrainer
 from imaging.tests.conftest import shapes_entries, upload, zip_bytes
 from modelhub.artifacts import artifact_verified_path
 from modelhub.models import TrainingModel, TrainingRun
 
-from .test_celery_worker import BASE_DIR, STARTUP_SECONDS, broker_folders, database_url, wait_until  # noqa: F401
+from .celery_harness import running_worker, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -28,49 +20,13 @@ RUN_SECONDS = 120
 
 
 @pytest.fixture
-def imaging_worker(transactional_db, broker_folders, settings, tmp_path):  # noqa: F811 - the imported fixture
+def imaging_worker(transactional_db, broker_folders, settings, tmp_path):
     """A worker process on the `imaging` queue. Stopped (killed if it must be) whatever the test's outcome."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.MEDIA_ROOT.mkdir()
-    hostname = f"test-imaging-{uuid.uuid4().hex[:8]}@localhost"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "deepmed.settings",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "VAR_DIR": str(broker_folders),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": "filesystem://localhost/",
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "CACHE_URL": "locmemcache://",
-        # One BLAS/OpenMP thread: the test machine is shared, and spinning threads slow a 32 px model down.
-        "OMP_NUM_THREADS": "1",
-    }
-    log_path = broker_folders / "worker.log"
-    command = [sys.executable, "-m", "celery", "-A", "deepmed", "worker", "--pool=solo", "-Q", "imaging"]
-    command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-n", hostname, "-l", "info"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
-            command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    process.hostname = hostname
-    process.log = lambda: log_path.read_text(errors="replace")[-5000:]
-    try:
-        answered = wait_until(
-            lambda: process.poll() is not None or app.control.ping(destination=[hostname], timeout=0.5),
-            seconds=STARTUP_SECONDS,
-        )
-        assert process.poll() is None, f"the worker exited with {process.returncode}:\n{process.log()}"
-        assert answered, f"the worker did not answer a ping within {STARTUP_SECONDS} s:\n{process.log()}"
+    with running_worker(queue="imaging", var_dir=broker_folders, media_root=settings.MEDIA_ROOT) as process:
         yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # its own session, so only the worker and its children
-                process.wait(timeout=5)
 
 
 def test_a_real_imaging_worker_trains_an_image_classifier_to_succeeded_with_its_model_stored(imaging_worker, alice):

@@ -1,0 +1,122 @@
+"""A real Celery worker process for the tests that need one: its own broker folders, the test database's URL.
+
+Everything else in the suite runs tasks eagerly; these tests keep the broker, the worker and the database
+separate, as in production. `running_worker` always stops the process (killing it if it must).
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings as django_settings
+from django.db import connection
+
+from deepmed.celery import app
+
+BASE_DIR = Path(django_settings.BASE_DIR)
+STARTUP_SECONDS = 60
+_SCHEMES = {"postgresql": "postgres", "mysql": "mysql"}
+
+
+def database_url(settings_dict: dict) -> str:
+    """The URL of the database this test process is connected to (the test database, not the configured one)."""
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    credentials = quote(settings_dict["USER"] or "", safe="")
+    if settings_dict["PASSWORD"]:
+        credentials += ":" + quote(settings_dict["PASSWORD"], safe="")
+    host = settings_dict["HOST"] or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    return f"{_SCHEMES[connection.vendor]}://{credentials}@{host}{port}/{settings_dict['NAME']}"
+
+
+def wait_until(predicate, *, seconds: float, interval: float = 0.1):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def forget_broker_connections():
+    """Celery and kombu cache pools built from the broker settings: drop them so the settings in force are used."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.control.mailbox.__dict__.pop("producer_pool", None)
+
+
+@contextlib.contextmanager
+def use_broker_folders(root: Path):
+    """Point this process's Celery app at filesystem broker folders under `root`, shared with the worker only."""
+    broker = root / "broker"
+    options = {
+        "data_folder_in": str(broker / "out"),
+        "data_folder_out": str(broker / "out"),
+        "control_folder": str(broker / "control"),
+        "processed_folder": str(broker / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+    for key in ("data_folder_in", "control_folder", "processed_folder"):
+        Path(options[key]).mkdir(parents=True, exist_ok=True)
+    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options")}
+    app.conf.broker_url = "filesystem://localhost/"
+    app.conf.broker_transport_options = options
+    forget_broker_connections()
+    try:
+        yield root
+    finally:
+        for key, value in saved.items():
+            app.conf[key] = value
+        forget_broker_connections()
+
+
+@contextlib.contextmanager
+def running_worker(*, queue: str, var_dir: Path, media_root: Path):
+    """A `celery -A deepmed worker --pool=solo -Q <queue>` process reading the test database; yields the process."""
+    hostname = f"test-{queue}-{uuid.uuid4().hex[:8]}@localhost"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "deepmed.settings",
+        "DATABASE_URL": database_url(connection.settings_dict),
+        "VAR_DIR": str(var_dir),  # the settings put the broker folders under VAR_DIR/broker
+        "MEDIA_ROOT": str(media_root),
+        "CELERY_BROKER_URL": "filesystem://localhost/",
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "CACHE_URL": "locmemcache://",
+    }
+    log_path = var_dir / f"worker-{queue}.log"
+    command = [sys.executable, "-m", "celery", "-A", "deepmed", "worker", "--pool=solo", "-Q", queue]
+    command += ["--without-mingle", "--without-gossip", "--without-heartbeat", "-n", hostname, "-l", "info"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(  # noqa: S603 - a fixed command line of our own
+            command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    process.hostname = hostname
+    process.log = lambda: log_path.read_text(errors="replace")[-5000:]
+    try:
+        answered = wait_until(
+            lambda: process.poll() is not None or app.control.ping(destination=[hostname], timeout=0.5),
+            seconds=STARTUP_SECONDS,
+        )
+        assert process.poll() is None, f"the worker exited with {process.returncode}:\n{process.log()}"
+        assert answered, f"the worker did not answer a ping within {STARTUP_SECONDS} s:\n{process.log()}"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task, close connections
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)  # its own session, so only the worker and its children
+                process.wait(timeout=5)
