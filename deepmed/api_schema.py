@@ -8,3 +8,10 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField()
+
+
+def error_response(description: str):
+    """An OpenAPI response documented as the shared error body, for `extend_schema(responses=...)`."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    return OpenApiResponse(ErrorSerializer, description=description)

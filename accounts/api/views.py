@@ -9,11 +9,11 @@ from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import User
+from deepmed.api_schema import error_response
 from deepmed.exceptions import NotFound
 
 from . import schema  # noqa: F401  (registers the OpenAPI extension for our JWT authentication)
 from .serializers import (
-    ErrorSerializer,
     ForceLogoutResultSerializer,
     ForceLogoutSerializer,
     MeSerializer,
@@ -22,10 +22,6 @@ from .serializers import (
     TokenPairSerializer,
 )
 from .throttles import SettingsScopedRateThrottle
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 class TokenObtainView(APIView):
@@ -46,9 +42,9 @@ class TokenObtainView(APIView):
         request=TokenObtainSerializer,
         responses={
             200: TokenPairSerializer,
-            400: _error("Missing or malformed fields."),
-            401: _error("Wrong credentials (`authentication_failed`), `otp_required` or `otp_invalid`."),
-            429: _error("Account+address locked after repeated failures (`locked_out`), or throttled."),
+            400: error_response("Missing or malformed fields."),
+            401: error_response("Wrong credentials (`authentication_failed`), `otp_required` or `otp_invalid`."),
+            429: error_response("Account+address locked after repeated failures (`locked_out`), or throttled."),
         },
         examples=[
             OpenApiExample(
@@ -83,8 +79,8 @@ class TokenRefreshView(APIView):
         request=RefreshTokenSerializer,
         responses={
             200: TokenPairSerializer,
-            400: _error("Missing `refresh`."),
-            401: _error("Expired, revoked, reused or malformed refresh token."),
+            400: error_response("Missing `refresh`."),
+            401: error_response("Expired, revoked, reused or malformed refresh token."),
         },
         auth=[],
     )
@@ -108,9 +104,9 @@ class LogoutView(APIView):
         request=RefreshTokenSerializer,
         responses={
             205: OpenApiResponse(description="Revoked; the response has no body."),
-            400: _error("Missing `refresh`."),
-            401: _error("Expired, revoked or malformed refresh token."),
-            403: _error("The refresh token belongs to another account."),
+            400: error_response("Missing `refresh`."),
+            401: error_response("Expired, revoked or malformed refresh token."),
+            403: error_response("The refresh token belongs to another account."),
         },
     )
     def post(self, request):
@@ -127,7 +123,7 @@ class MeView(APIView):
         operation_id="me_retrieve",
         tags=["accounts"],
         summary="The signed-in user",
-        responses={200: MeSerializer, 401: _error("Not signed in.")},
+        responses={200: MeSerializer, 401: error_response("Not signed in.")},
     )
     def get(self, request):
         return Response(MeSerializer(request.user).data)
@@ -148,11 +144,11 @@ class ForceLogoutView(APIView):
         request=ForceLogoutSerializer,
         responses={
             200: ForceLogoutResultSerializer,
-            400: _error("Neither `user_id` nor `email` given."),
-            401: _error("Not signed in."),
-            403: _error("The caller is not staff."),
-            404: _error("No such user."),
-            415: _error("The body is not JSON."),
+            400: error_response("Neither `user_id` nor `email` given."),
+            401: error_response("Not signed in."),
+            403: error_response("The caller is not staff."),
+            404: error_response("No such user."),
+            415: error_response("The body is not JSON."),
         },
     )
     def post(self, request):

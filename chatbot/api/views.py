@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
@@ -20,18 +20,14 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from accounts.api.serializers import ErrorSerializer
 from accounts.audit import audit_record
 from chatbot import selectors, services
+from deepmed.api_schema import error_response
 from deepmed.exceptions import ApplicationError
 
 from . import serializers as s
 
 TAG = "chat"
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 class ChatRateThrottle(UserRateThrottle):
@@ -56,7 +52,7 @@ class StartView(ChatView):
         tags=[TAG],
         summary="Start a conversation",
         request=s.StartSerializer,
-        responses={200: s.StartResultSerializer, 401: _error("Not signed in.")},
+        responses={200: s.StartResultSerializer, 401: error_response("Not signed in.")},
     )
     def post(self, request):
         serializer = s.StartSerializer(data=request.data)
@@ -79,10 +75,10 @@ class MessageView(ChatView):
         request=s.MessageRequestSerializer,
         responses={
             200: s.MessageResultSerializer,
-            400: _error("Empty or too long message (`empty_message`, `message_too_long`)."),
-            404: _error("No such conversation of yours."),
-            409: _error("The conversation has ended (`conversation_ended`)."),
-            429: _error("Too many requests (CHAT_THROTTLE_RATE)."),
+            400: error_response("Empty or too long message (`empty_message`, `message_too_long`)."),
+            404: error_response("No such conversation of yours."),
+            409: error_response("The conversation has ended (`conversation_ended`)."),
+            429: error_response("Too many requests (CHAT_THROTTLE_RATE)."),
         },
     )
     def post(self, request):
@@ -120,7 +116,7 @@ class HistoryView(ChatView):
                 description="Without it: your conversations, newest first.",
             )
         ],
-        responses={200: s.HistorySerializer, 404: _error("No such conversation of yours.")},
+        responses={200: s.HistorySerializer, 404: error_response("No such conversation of yours.")},
     )
     def get(self, request):
         conversation_id = request.query_params.get("conversation_id")
@@ -143,7 +139,7 @@ class EndView(ChatView):
         tags=[TAG],
         summary="End a conversation (no more questions in it)",
         request=s.ConversationIdSerializer,
-        responses={200: s.EndResultSerializer, 404: _error("No such conversation of yours.")},
+        responses={200: s.EndResultSerializer, 404: error_response("No such conversation of yours.")},
     )
     def post(self, request):
         serializer = s.ConversationIdSerializer(data=request.data)
@@ -179,8 +175,8 @@ class FeedbackView(ChatView):
         request=s.FeedbackRequestSerializer,
         responses={
             200: s.FeedbackResultSerializer,
-            400: _error("Not an answer, or a bad rating."),
-            404: _error("No such message in your conversations."),
+            400: error_response("Not an answer, or a bad rating."),
+            404: error_response("No such message in your conversations."),
         },
     )
     def post(self, request):
@@ -250,7 +246,7 @@ class ConfigView(ChatView):
         tags=[TAG],
         summary="Change your chat settings (answer length, generator from the allowed list, sources shown)",
         request=s.ConfigSerializer,
-        responses={200: s.ConfigResultSerializer, 400: _error("A value that is not allowed.")},
+        responses={200: s.ConfigResultSerializer, 400: error_response("A value that is not allowed.")},
     )
     def post(self, request):
         serializer = s.ConfigSerializer(data=request.data)
@@ -265,7 +261,7 @@ class ExportView(ChatView):
         tags=[TAG],
         summary="A conversation as JSON (messages, sources, feedback, format version)",
         parameters=[OpenApiParameter("conversation_id", OpenApiTypes.INT, required=True)],
-        responses={200: OpenApiTypes.OBJECT, 404: _error("No such conversation of yours.")},
+        responses={200: OpenApiTypes.OBJECT, 404: error_response("No such conversation of yours.")},
     )
     def get(self, request):
         conversation = selectors.conversation_get_for_user(
@@ -287,7 +283,7 @@ class ImportView(ChatView):
         request=s.ImportSerializer,
         responses={
             201: s.ImportResultSerializer,
-            400: _error("Not a valid export, or larger than CHAT_IMPORT_MAX_BYTES (`import_too_large`)."),
+            400: error_response("Not a valid export, or larger than CHAT_IMPORT_MAX_BYTES (`import_too_large`)."),
         },
     )
     def post(self, request):
@@ -350,7 +346,7 @@ class KnowledgeDocumentListView(APIView):
         operation_id="knowledge_documents_list",
         tags=["knowledge"],
         summary="Knowledge-base documents with ingestion status (staff)",
-        responses={200: s.KnowledgeDocumentSerializer(many=True), 403: _error("Staff only.")},
+        responses={200: s.KnowledgeDocumentSerializer(many=True), 403: error_response("Staff only.")},
     )
     def get(self, request):
         documents = selectors.knowledge_document_list()
@@ -366,8 +362,8 @@ class KnowledgeDocumentListView(APIView):
         },
         responses={
             202: s.KnowledgeDocumentSerializer,
-            400: _error("No text, unreadable file."),
-            403: _error("Staff only."),
+            400: error_response("No text, unreadable file."),
+            403: error_response("Staff only."),
         },
     )
     def post(self, request):
@@ -414,7 +410,7 @@ class KnowledgeDocumentDetailView(APIView):
         operation_id="knowledge_documents_retrieve",
         tags=["knowledge"],
         summary="One knowledge-base document (staff)",
-        responses={200: s.KnowledgeDocumentSerializer, 404: _error("No such document.")},
+        responses={200: s.KnowledgeDocumentSerializer, 404: error_response("No such document.")},
     )
     def get(self, request, document_id: int):
         return Response(s.KnowledgeDocumentSerializer(selectors.knowledge_document_get(document_id=document_id)).data)
@@ -423,7 +419,7 @@ class KnowledgeDocumentDetailView(APIView):
         operation_id="knowledge_documents_destroy",
         tags=["knowledge"],
         summary="Delete a document and its chunks (staff)",
-        responses={204: None, 404: _error("No such document.")},
+        responses={204: None, 404: error_response("No such document.")},
     )
     def delete(self, request, document_id: int):
         document = selectors.knowledge_document_get(document_id=document_id)

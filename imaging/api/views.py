@@ -8,7 +8,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from deepmed.api_schema import ErrorSerializer
+from deepmed.api_schema import error_response
 from imaging import selectors, services
 
 from .serializers import (
@@ -31,10 +31,6 @@ from .serializers import (
 TAGS = ["imaging"]
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
-
-
 def _files(request) -> list:
     return request.FILES.getlist("file") + request.FILES.getlist("files")
 
@@ -55,7 +51,7 @@ class TrainModelView(APIView):
         request={"multipart/form-data": TrainModelRequestSerializer},
         responses={
             202: RunCreatedSerializer,
-            400: _error("The ZIP or an option was refused (code names why); nothing was stored."),
+            400: error_response("The ZIP or an option was refused (code names why); nothing was stored."),
         },
     )
     def post(self, request):
@@ -83,8 +79,8 @@ class PredictImageView(APIView):
         request={"multipart/form-data": ImageFilesRequestSerializer},
         responses={
             200: PredictResponseSerializer,
-            400: _error("No files, too many, or an unsafe ZIP."),
-            404: _error("No image model of yours has this id."),
+            400: error_response("No files, too many, or an unsafe ZIP."),
+            404: error_response("No image model of yours has this id."),
         },
     )
     def post(self, request):
@@ -106,7 +102,10 @@ class AnomalyTrainView(APIView):
         tags=TAGS,
         summary="Train an anomaly detector on a ZIP of normal images",
         request={"multipart/form-data": AnomalyTrainRequestSerializer},
-        responses={202: RunCreatedSerializer, 400: _error("The ZIP or an option was refused; nothing was stored.")},
+        responses={
+            202: RunCreatedSerializer,
+            400: error_response("The ZIP or an option was refused; nothing was stored."),
+        },
     )
     def post(self, request):
         serializer = AnomalyTrainRequestSerializer(data=request.data)
@@ -132,8 +131,8 @@ class AnomalyScoreView(APIView):
         request={"multipart/form-data": ImageFilesRequestSerializer},
         responses={
             200: AnomalyScoreResponseSerializer,
-            400: _error("No files, too many, or an unsafe ZIP."),
-            404: _error("No anomaly detector of yours has this id."),
+            400: error_response("No files, too many, or an unsafe ZIP."),
+            404: error_response("No anomaly detector of yours has this id."),
         },
     )
     def post(self, request):
@@ -152,7 +151,7 @@ class ImagingRunDetailView(APIView):
         operation_id="imaging_run_retrieve",
         tags=TAGS,
         summary="Status and progress of one of your image or anomaly runs",
-        responses={200: ImagingRunSerializer, 404: _error("No imaging run of yours has this id.")},
+        responses={200: ImagingRunSerializer, 404: error_response("No imaging run of yours has this id.")},
     )
     def get(self, request, pk: int):
         run = selectors.imaging_run_get_for_user(user=request.user, run_id=pk)
@@ -165,7 +164,7 @@ class ImagingRunStopView(APIView):
         tags=TAGS,
         summary="Ask one of your image or anomaly runs to stop after the current batch",
         request=None,
-        responses={200: ImagingRunSerializer, 404: _error("No imaging run of yours has this id.")},
+        responses={200: ImagingRunSerializer, 404: error_response("No imaging run of yours has this id.")},
     )
     def post(self, request, pk: int):
         run = selectors.imaging_run_get_for_user(user=request.user, run_id=pk)
@@ -178,7 +177,7 @@ class ImagingModelDetailView(APIView):
         operation_id="imaging_model_retrieve",
         tags=TAGS,
         summary="Metrics of one of your image classifiers or anomaly detectors",
-        responses={200: ImagingModelSerializer, 404: _error("No imaging model of yours has this id.")},
+        responses={200: ImagingModelSerializer, 404: error_response("No imaging model of yours has this id.")},
     )
     def get(self, request, pk: int):
         model = selectors.imaging_model_get_for_user(user=request.user, model_id=pk)
@@ -195,7 +194,7 @@ class AugmentCreateView(APIView):
         request={"multipart/form-data": AugmentRequestSerializer},
         responses={
             202: RunCreatedSerializer,
-            400: _error("The ZIP, preset or count was refused; nothing was stored."),
+            400: error_response("The ZIP, preset or count was refused; nothing was stored."),
         },
     )
     def post(self, request):
@@ -217,7 +216,7 @@ class AugmentPreviewView(APIView):
         tags=TAGS,
         summary="Preview a preset on a few of your images before running it",
         request={"multipart/form-data": AugmentPreviewRequestSerializer},
-        responses={200: AugmentPreviewSerializer, 400: _error("Unknown preset or unreadable image.")},
+        responses={200: AugmentPreviewSerializer, 400: error_response("Unknown preset or unreadable image.")},
     )
     def post(self, request):
         serializer = AugmentPreviewRequestSerializer(
@@ -233,7 +232,7 @@ class AugmentDetailView(APIView):
         operation_id="imaging_augment_retrieve",
         tags=TAGS,
         summary="Status of one of your augmentations",
-        responses={200: AugmentationJobSerializer, 404: _error("No augmentation of yours has this id.")},
+        responses={200: AugmentationJobSerializer, 404: error_response("No augmentation of yours has this id.")},
     )
     def get(self, request, pk: int):
         job = selectors.augmentation_job_get_for_user(user=request.user, job_id=pk)
@@ -247,8 +246,8 @@ class AugmentDownloadView(APIView):
         summary="Download the augmented ZIP",
         responses={
             (200, "application/zip"): OpenApiResponse(description="The ZIP."),
-            404: _error("No augmentation of yours has this id."),
-            409: _error("Not finished yet."),
+            404: error_response("No augmentation of yours has this id."),
+            409: error_response("Not finished yet."),
         },
     )
     def get(self, request, pk: int):
@@ -266,7 +265,10 @@ class PipelineView(APIView):
         summary="Run preprocessing → augmentation → training as one job",
         description="The composition is validated first; a refusal lists every problem in `problems`.",
         request={"multipart/form-data": PipelineRequestSerializer},
-        responses={202: RunCreatedSerializer, 400: _error("The pipeline or the ZIP was refused; nothing was stored.")},
+        responses={
+            202: RunCreatedSerializer,
+            400: error_response("The pipeline or the ZIP was refused; nothing was stored."),
+        },
     )
     def post(self, request):
         serializer = PipelineRequestSerializer(data=request.data)
@@ -285,8 +287,8 @@ class AnomalyThresholdView(APIView):
         request=ThresholdRequestSerializer,
         responses={
             200: ImagingModelSerializer,
-            400: _error("Not a positive number."),
-            404: _error("No anomaly detector of yours has this id."),
+            400: error_response("Not a positive number."),
+            404: error_response("No anomaly detector of yours has this id."),
         },
     )
     def post(self, request, pk: int):

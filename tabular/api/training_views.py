@@ -1,26 +1,22 @@
 """JSON endpoints of tabular training: start, status, stop, and the documented root-level status/reset/stop."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deepmed.api_schema import error_response
 from deepmed.exceptions import ApplicationError
 from modelhub import hub
 from tabular import selectors, training
 
 from .training_serializers import (
-    ErrorSerializer,
     TrainingRunCreatedSerializer,
     TrainingRunCreateSerializer,
     TrainingRunStatusSerializer,
 )
 
 TAGS = ["tabular training"]
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 def _status_body(run) -> dict:
@@ -40,8 +36,8 @@ class TrainingRunCreateView(APIView):
         request=TrainingRunCreateSerializer,
         responses={
             202: TrainingRunCreatedSerializer,
-            400: _error("A choice was refused (`field` names it)."),
-            404: _error("No dataset or cleaning plan of yours has this id."),
+            400: error_response("A choice was refused (`field` names it)."),
+            404: error_response("No dataset or cleaning plan of yours has this id."),
         },
     )
     def post(self, request):
@@ -81,7 +77,7 @@ class TrainingRunDetailView(APIView):
             "runs alike; `kind` says which. Image models have empty `intervals` and a null `threshold` unless "
             "their metrics carry them (anomaly detectors carry their threshold)."
         ),
-        responses={200: TrainingRunStatusSerializer, 404: _error("No run of yours has this id.")},
+        responses={200: TrainingRunStatusSerializer, 404: error_response("No run of yours has this id.")},
     )
     def get(self, request, pk: int):
         return Response(_status_body(hub.run_get_for_user(user=request.user, run_id=pk)))
@@ -95,8 +91,8 @@ class TrainingRunStopView(APIView):
         request=None,
         responses={
             202: TrainingRunStatusSerializer,
-            404: _error("No run of yours has this id."),
-            409: _error("The run has already finished."),
+            404: error_response("No run of yours has this id."),
+            409: error_response("The run has already finished."),
         },
     )
     def post(self, request, pk: int):
@@ -111,7 +107,7 @@ class TabularTrainingStatusView(APIView):
         operation_id="tabular_training_status",
         tags=TAGS,
         summary="Your latest tabular training run (same shape as /api/v1/training-runs/{id}/)",
-        responses={200: TrainingRunStatusSerializer, 404: _error("You have no tabular run to show.")},
+        responses={200: TrainingRunStatusSerializer, 404: error_response("You have no tabular run to show.")},
     )
     def get(self, request):
         run = training.training_run_latest_for_user(user=request.user)
@@ -131,7 +127,7 @@ class TabularTrainingResetView(APIView):
             "keeping the models it finished. 404 when there is nothing to reset."
         ),
         request=None,
-        responses={200: TrainingRunStatusSerializer, 404: _error("You have no tabular run to reset.")},
+        responses={200: TrainingRunStatusSerializer, 404: error_response("You have no tabular run to reset.")},
     )
     def post(self, request):
         run = training.training_run_reset(user=request.user)
@@ -148,7 +144,7 @@ class TabularTrainingStopView(APIView):
         request=None,
         responses={
             202: TrainingRunStatusSerializer,
-            404: _error("You have no tabular run that is queued or running."),
+            404: error_response("You have no tabular run that is queued or running."),
         },
     )
     def post(self, request):

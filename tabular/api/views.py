@@ -1,12 +1,13 @@
 """JSON endpoints for datasets, profiles, cleaning plans and feature selection. Thin: validate, call, shape."""
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deepmed.api_schema import error_response
 from tabular import selectors, services
 
 from .serializers import (
@@ -15,7 +16,6 @@ from .serializers import (
     CleaningPlanSerializer,
     DatasetSerializer,
     DatasetUploadSerializer,
-    ErrorSerializer,
     ExtractFeaturesSerializer,
     FeatureSelectionOverrideSerializer,
     FeatureSelectionRequestSerializer,
@@ -25,10 +25,6 @@ from .serializers import (
 )
 
 TAGS = ["tabular"]
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
 
 
 class DatasetListCreateView(GenericAPIView):
@@ -54,7 +50,7 @@ class DatasetListCreateView(GenericAPIView):
             "`file_too_large`); nothing is stored then."
         ),
         request={"multipart/form-data": DatasetUploadSerializer},
-        responses={201: DatasetSerializer, 400: _error("The file was refused; nothing was stored.")},
+        responses={201: DatasetSerializer, 400: error_response("The file was refused; nothing was stored.")},
     )
     def post(self, request):
         services.refuse_oversized_request(request)
@@ -74,7 +70,7 @@ class DatasetDetailView(APIView):
         operation_id="datasets_retrieve",
         tags=TAGS,
         summary="One of your datasets",
-        responses={200: DatasetSerializer, 404: _error("No dataset of yours has this id.")},
+        responses={200: DatasetSerializer, 404: error_response("No dataset of yours has this id.")},
     )
     def get(self, request, pk: int):
         dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=pk)
@@ -84,7 +80,7 @@ class DatasetDetailView(APIView):
         operation_id="datasets_destroy",
         tags=TAGS,
         summary="Delete a dataset, its files, profiles and cleaning plans",
-        responses={204: None, 404: _error("No dataset of yours has this id.")},
+        responses={204: None, 404: error_response("No dataset of yours has this id.")},
     )
     def delete(self, request, pk: int):
         dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=pk)
@@ -100,8 +96,8 @@ class DatasetProfileView(APIView):
         parameters=[OpenApiParameter("target", str, description="The outcome column: adds class balance, leakage.")],
         responses={
             200: ProfileSerializer,
-            400: _error("The target is not a column of the dataset (`unknown_column`)."),
-            404: _error("No dataset of yours has this id."),
+            400: error_response("The target is not a column of the dataset (`unknown_column`)."),
+            404: error_response("No dataset of yours has this id."),
         },
     )
     def get(self, request, pk: int):
@@ -120,8 +116,8 @@ class DatasetCleaningPlanCreateView(APIView):
         request=CleaningPlanCreateSerializer,
         responses={
             201: CleaningPlanSerializer,
-            400: _error("Unknown target column or planner option."),
-            404: _error("No dataset of yours has this id."),
+            400: error_response("Unknown target column or planner option."),
+            404: error_response("No dataset of yours has this id."),
         },
     )
     def post(self, request, pk: int):
@@ -144,7 +140,7 @@ class CleaningPlanDetailView(APIView):
         operation_id="cleaning_plans_retrieve",
         tags=TAGS,
         summary="A cleaning plan",
-        responses={200: CleaningPlanSerializer, 404: _error("No plan of yours has this id.")},
+        responses={200: CleaningPlanSerializer, 404: error_response("No plan of yours has this id.")},
     )
     def get(self, request, pk: int):
         plan = selectors.cleaning_plan_get_for_user(user=request.user, plan_id=pk)
@@ -158,8 +154,8 @@ class CleaningPlanDetailView(APIView):
         request=PlanUpdateSerializer,
         responses={
             200: CleaningPlanSerializer,
-            400: _error("An unknown column or method, named in the message; the plan is unchanged."),
-            404: _error("No plan of yours has this id."),
+            400: error_response("An unknown column or method, named in the message; the plan is unchanged."),
+            404: error_response("No plan of yours has this id."),
         },
     )
     def put(self, request, pk: int):
@@ -178,7 +174,11 @@ class CleaningPlanApplyView(APIView):
         summary="Apply a cleaning plan and get its report",
         description="Row-level steps run once and are counted; the report is kept in preprocessing_data.",
         request=None,
-        responses={200: ApplyResultSerializer, 400: _error("The plan is invalid."), 404: _error("No such plan.")},
+        responses={
+            200: ApplyResultSerializer,
+            400: error_response("The plan is invalid."),
+            404: error_response("No such plan."),
+        },
     )
     def post(self, request, pk: int):
         plan = selectors.cleaning_plan_get_for_user(user=request.user, plan_id=pk)
@@ -193,7 +193,7 @@ class FeatureSelectionView(APIView):
         operation_id="cleaning_plans_feature_selection_retrieve",
         tags=TAGS,
         summary="The stored feature ranking and chosen columns",
-        responses={200: FeatureSelectionSerializer, 404: _error("No applied plan of yours has this id.")},
+        responses={200: FeatureSelectionSerializer, 404: error_response("No applied plan of yours has this id.")},
     )
     def get(self, request, pk: int):
         plan = selectors.cleaning_plan_get_for_user(user=request.user, plan_id=pk)
@@ -211,8 +211,8 @@ class FeatureSelectionView(APIView):
         request=FeatureSelectionRequestSerializer,
         responses={
             200: FeatureSelectionSerializer,
-            400: _error("Unknown method, or the plan is not applied yet."),
-            404: _error("No plan of yours has this id."),
+            400: error_response("Unknown method, or the plan is not applied yet."),
+            404: error_response("No plan of yours has this id."),
         },
     )
     def post(self, request, pk: int):
@@ -229,8 +229,8 @@ class FeatureSelectionView(APIView):
         request=FeatureSelectionOverrideSerializer,
         responses={
             200: FeatureSelectionSerializer,
-            400: _error("A column the plan does not keep, named."),
-            404: _error("No plan of yours has this id."),
+            400: error_response("A column the plan does not keep, named."),
+            404: error_response("No plan of yours has this id."),
         },
     )
     def put(self, request, pk: int):
@@ -257,8 +257,8 @@ class ExtractFeaturesView(APIView):
         request=ExtractFeaturesSerializer,
         responses={
             201: DatasetSerializer,
-            400: _error("The spec names an unknown column or feature kind."),
-            404: _error("No dataset of yours has this id."),
+            400: error_response("The spec names an unknown column or feature kind."),
+            404: error_response("No dataset of yours has this id."),
         },
     )
     def post(self, request):
