@@ -1,0 +1,78 @@
+"""Container health checks for the DeepMed images (Docker HEALTHCHECK, compose, Kubernetes exec probes).
+
+    python docker/healthcheck.py http http://127.0.0.1:8000/healthz   web: the URL answers 200
+    python docker/healthcheck.py worker                                 this container's Celery worker answers a ping
+    python docker/healthcheck.py beat                                   beat runs and its database answers
+
+The images have no curl (slim, no extra packages), so the checks are Python from the standard library and the app.
+Exit status 0 is healthy, 1 unhealthy; one line on stdout says why.
+"""
+
+import os
+import socket
+import sys
+import urllib.request
+from pathlib import Path
+
+
+def check_http(url: str) -> str:
+    # The URL is the container's own loopback address, given on the command line by our Dockerfile.
+    with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+    return f"{url} answered 200"
+
+
+def check_worker() -> str:
+    """Ping only this container's worker (its node name is CELERY_WORKER_NAME@hostname), not any worker."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from deepmed.celery import app
+
+    node = f"{os.environ.get('CELERY_WORKER_NAME', 'worker')}@{socket.gethostname()}"
+    replies = app.control.ping(destination=[node], timeout=float(os.environ.get("HEALTHCHECK_PING_TIMEOUT", "5")))
+    if not any(node in reply for reply in replies):
+        raise RuntimeError(f"worker {node} did not answer a ping through the broker")
+    return f"worker {node} answered"
+
+
+def check_beat() -> str:
+    """PID 1's child must be celery beat, and the database that holds its schedule must answer."""
+    commands = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            commands.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    if not any("celery" in command and " beat" in command for command in commands):
+        raise RuntimeError("no celery beat process in this container")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    connection.ensure_connection()
+    return "beat is running and its database answers"
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["http"] and len(argv) == 2:
+            message = check_http(argv[1])
+        elif argv == ["worker"]:
+            message = check_worker()
+        elif argv == ["beat"]:
+            message = check_beat()
+        else:
+            print(__doc__)
+            return 2
+    except Exception as exc:  # any failure is "unhealthy", with its reason on one line
+        print(f"unhealthy: {exc}")
+        return 1
+    print(f"healthy: {message}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
