@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import pipeline_views, views
 
 urlpatterns = [
     path("imaging/runs/<int:pk>/", views.ImagingRunDetailView.as_view(), name="api-imaging-run"),
@@ -15,4 +15,14 @@ urlpatterns = [
     path("augment/preview", views.AugmentPreviewView.as_view(), name="api-augment-preview"),
     path("augment/<int:pk>/", views.AugmentDetailView.as_view(), name="api-augment-job"),
     path("augment/<int:pk>/download", views.AugmentDownloadView.as_view(), name="api-augment-download"),
+    path("imaging/pipeline/steps", pipeline_views.PipelineStepCatalogView.as_view(), name="api-pipeline-steps"),
+    path("imaging/pipeline/validate", pipeline_views.PipelineCheckView.as_view(), name="api-pipeline-validate"),
+    path(
+        "imaging/runs/<int:pk>/steps/", pipeline_views.PipelineRunOutputsView.as_view(), name="api-pipeline-run-steps"
+    ),
+    path(
+        "imaging/runs/<int:pk>/steps/<int:step>/samples/<path:name>",
+        pipeline_views.PipelineSampleView.as_view(),
+        name="api-pipeline-run-sample",
+    ),
 ]
