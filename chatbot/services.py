@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deepmed.exceptions import ApplicationError, NotFound
+from deepmed.metrics import observe_chat_response
 
 from .models import (
     ChatPreference,
@@ -693,9 +694,10 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
                     for passage in passages
                 ],
             )
-    latency_ms = int((time.perf_counter() - started) * 1000)
+    elapsed = time.perf_counter() - started
+    observe_chat_response(backend=answer_fields["backend"], seconds=elapsed)
     return Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, latency_ms=latency_ms, **answer_fields
+        conversation=conversation, role=Message.Role.ASSISTANT, latency_ms=int(elapsed * 1000), **answer_fields
     )
 
 

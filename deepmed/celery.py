@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from django.conf import settings
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
@@ -28,13 +29,18 @@ app.conf.beat_schedule = {
         "schedule": crontab(hour=3, minute=15),
         "options": {"queue": "default"},
     },
+    # STALE_RUN_SWEEP_SECONDS (default 600): `make test-prod` sweeps every few seconds to fail a killed worker's run.
     "modelhub-mark-stale-runs": {
         "task": "modelhub.tasks.mark_stale_runs",
-        "schedule": 600.0,
-        "options": {"queue": "default", "expires": 600},
+        "schedule": float(settings.STALE_RUN_SWEEP_SECONDS),
+        "options": {"queue": "default", "expires": settings.STALE_RUN_SWEEP_SECONDS},
     },
 }
 app.autodiscover_tasks()
+
+# Their Celery signal receivers: task timings and failures (metrics), JSON logs with task and request ids (logging).
+from . import logging as _logging  # noqa: E402, F401
+from . import metrics as _metrics  # noqa: E402, F401
 
 
 @app.on_after_configure.connect

@@ -40,23 +40,32 @@ class RequestIdMiddleware:
             if user is not None and user.is_authenticated:
                 user_id_var.set(str(user.pk))
             response["X-Request-ID"] = request_id
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            # request.path never holds the query string, which may carry identifiers; the body is never logged.
             access_log.info(
                 "%s %s %s %.1fms",
                 request.method,
                 request.path,
                 response.status_code,
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 extra={
                     "method": request.method,
                     "path": request.path,
                     "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": duration_ms,
                 },
             )
             return response
         finally:
             request_id_var.reset(token)
             user_id_var.reset(user_token)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        # Session users are known once the middlewares ran, so the view's own log lines carry the user id too.
+        # API users authenticated by DRF (JWT) are known only after the view: the access line still has them.
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            user_id_var.set(str(user.pk))
 
 
 class SecurityHeadersMiddleware:

@@ -3,6 +3,7 @@
 Nothing here exists only in production. A bad value raises ImproperlyConfigured naming the variable.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
     "axes",
     "django_celery_beat",
     "django_htmx",
+    "django_prometheus",
     # ours
     "deepmed",
     "accounts",
@@ -94,6 +96,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # django-prometheus times the whole stack: its "before" half first, its "after" half just before axes.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "deepmed.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -110,6 +114,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "deepmed.middleware.DatabaseUnavailableMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # axes must be last: it turns lockouts into the "locked" response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -165,6 +170,10 @@ def database_config(url: str, name: str) -> dict:
         options.setdefault("init_command", "SET sql_mode='STRICT_TRANS_TABLES'")
         config.setdefault("TEST", {}).setdefault("CHARSET", "utf8mb4")
         config["TEST"].setdefault("COLLATION", "utf8mb4_unicode_ci")
+    if engine != "django.db.backends.sqlite3":
+        # A database that is down or hung must fail a request in seconds (a 503 the client retries, see
+        # deepmed.middleware), not hold a web worker until gunicorn kills it.
+        options.setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 10, minimum=1))
     config.setdefault("CONN_MAX_AGE", env_int("DB_CONN_MAX_AGE", 0, minimum=0))
     config["CONN_HEALTH_CHECKS"] = True
     return config
@@ -252,7 +261,8 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Probes and Prometheus talk plain HTTP to the pod, not through the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -280,6 +290,8 @@ else:
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
     EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", default="")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Where django.core.mail.backends.filebased.EmailBackend writes (one file per process; `make test-prod` reads it).
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="DeepMed <no-reply@deepmed.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -317,6 +329,8 @@ FILE_UPLOAD_TEMP_DIR = None
 # --- retention and jobs -------------------------------------------------------------------
 RETENTION_DAYS = env_int("RETENTION_DAYS", 15, minimum=1)
 STALE_RUN_TIMEOUT_MINUTES = env_int("STALE_RUN_TIMEOUT_MINUTES", 360, minimum=1)
+# How often beat runs that sweep (deepmed/celery.py); a run is failed at most this long after its timeout.
+STALE_RUN_SWEEP_SECONDS = env_int("STALE_RUN_SWEEP_SECONDS", 600, minimum=5)
 
 # The host part means nothing to the filesystem transport; naming one keeps kombu from warning on every connect.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
@@ -344,6 +358,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_PING_TIMEOUT = float(env.str("CELERY_WORKER_PING_TIMEOUT", default="1.0"))
+# Workers log through LOGGING below (deepmed/logging.py connects Celery's setup_logging), never Celery's own root.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# When set, each worker process serves Prometheus metrics on this port (deepmed/metrics.py); 0 = off.
+CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 0, minimum=0)
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -428,6 +446,11 @@ LOGGING = {
 DEMO_USER_EMAIL = env.str("DEMO_USER_EMAIL", default="demo@deepmed.local")
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@deepmed.local")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry.strip(), strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS must list IP addresses or CIDRs, got {_entry!r}") from exc
 # django-otp's device admin, if ever registered, must not show secrets or backup codes.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from deepmed.metrics import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
@@ -16,6 +18,7 @@ urlpatterns = [
     path("", include("imaging.urls")),
     path("", include("chatbot.urls")),
     path("api/v1/", include("deepmed.api_router")),
+    path("metrics", metrics_view, name="metrics"),  # staff or METRICS_ALLOWED_IPS; 404 for everyone else
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves its start-up script from a URL instead of inline, so the page runs under our CSP.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
