@@ -163,10 +163,11 @@ def pipeline_check(*, steps) -> list[dict]:
     """The steps with their defaults filled in, or an ApplicationError listing each problem beside its step."""
     problems = pipeline_problems(steps)
     if problems:
-        only_training_missing = all(item["step"] is None for item in problems) and not _training_positions(steps or [])
+        # The same code as POST /api/pipeline gives when the composition is fine but has nothing to train.
+        only_training_missing = len(problems) == 1 and bool(steps) and not _training_positions(steps)
         raise ApplicationError(
             "The pipeline cannot run: " + " ".join(item["message"] for item in problems),
-            code="no_training_step" if only_training_missing and len(problems) == 1 else "invalid_pipeline",
+            code="no_training_step" if only_training_missing else "invalid_pipeline",
             extra={"problems": [item["message"] for item in problems], "step_problems": problems},
         )
     return [
@@ -182,6 +183,11 @@ def pipeline_run_get_for_user(*, user, run_id: int) -> TrainingRun:
     if run is None:
         raise NotFound("No pipeline run of yours has this id.")
     return run
+
+
+def pipeline_run_list_for_user(*, user):
+    """This user's pipeline runs, newest first."""
+    return TrainingRun.objects.filter(user=user, dataset_type=PIPELINE_DATASET_TYPE).order_by("-created_at", "-id")
 
 
 def _steps_dir(run: TrainingRun) -> Path | None:

@@ -10,6 +10,7 @@ from . import selectors
 from .ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE, default_weights_dir, torchvision_weights_filename
 from .ml.training import LEVELS
 from .models import AugmentationJob
+from .pipeline_outputs import pipeline_run_list_for_user
 
 
 def _weights_note(name: str) -> str:
@@ -35,6 +36,7 @@ def pipeline_page(request):
         "levels": [{"level": level, "preset": preset} for level, preset in LEVELS.items()],
         "image_size": settings.IMAGE_SIZE,
         "models": selectors.imaging_model_list_for_user(user=request.user, kind=TrainingRun.Kind.IMAGE)[:20],
+        "pipeline_runs": pipeline_run_list_for_user(user=request.user)[:5],
     }
     return render(request, "imaging/pipeline.html", context)
 
