@@ -1,8 +1,10 @@
 """Container health checks for the DeepMed images (Docker HEALTHCHECK, compose, Kubernetes exec probes).
 
-    python docker/healthcheck.py http http://127.0.0.1:8000/healthz   web: the URL answers 200
+    python docker/healthcheck.py http http://127.0.0.1:8000/healthz   web: the URL answers 200 (Host: the first
+                                                                        ALLOWED_HOSTS name, as Django insists)
     python docker/healthcheck.py worker                                 this container's Celery worker answers a ping
     python docker/healthcheck.py beat                                   beat runs and its database answers
+    python docker/healthcheck.py database                               every configured database answers (migrate)
 
 The images have no curl (slim, no extra packages), so the checks are Python from the standard library and the app.
 Exit status 0 is healthy, 1 unhealthy; one line on stdout says why.
@@ -15,9 +17,19 @@ import urllib.request
 from pathlib import Path
 
 
+def probe_host() -> str:
+    """A name Django accepts: the first ALLOWED_HOSTS entry (a loopback address would get 400 DisallowedHost)."""
+    for entry in os.environ.get("ALLOWED_HOSTS", "").split(","):
+        name = entry.strip().lstrip(".")
+        if name and name != "*":
+            return name
+    return "localhost"
+
+
 def check_http(url: str) -> str:
     # The URL is the container's own loopback address, given on the command line by our Dockerfile.
-    with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310
+    request = urllib.request.Request(url, headers={"Host": probe_host()})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=4) as response:  # noqa: S310
         if response.status != 200:
             raise RuntimeError(f"{url} answered {response.status}")
     return f"{url} answered 200"
@@ -35,8 +47,21 @@ def check_worker() -> str:
     return f"worker {node} answered"
 
 
+def check_databases() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].ensure_connection()
+    return f"databases answer: {', '.join(connections)}"
+
+
 def check_beat() -> str:
-    """PID 1's child must be celery beat, and the database that holds its schedule must answer."""
+    """A celery beat process must run in this container, and the database that holds its schedule must answer."""
     commands = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -45,14 +70,7 @@ def check_beat() -> str:
             continue
     if not any("celery" in command and " beat" in command for command in commands):
         raise RuntimeError("no celery beat process in this container")
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepmed.settings")
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    connection.ensure_connection()
+    check_databases()
     return "beat is running and its database answers"
 
 
@@ -64,6 +82,8 @@ def main(argv: list[str]) -> int:
             message = check_worker()
         elif argv == ["beat"]:
             message = check_beat()
+        elif argv == ["database"]:
+            message = check_databases()
         else:
             print(__doc__)
             return 2
