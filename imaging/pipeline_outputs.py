@@ -164,7 +164,9 @@ def pipeline_check(*, steps) -> list[dict]:
     problems = pipeline_problems(steps)
     if problems:
         # The same code as POST /api/pipeline gives when the composition is fine but has nothing to train.
-        only_training_missing = len(problems) == 1 and bool(steps) and not _training_positions(steps)
+        only_training_missing = (
+            len(problems) == 1 and isinstance(steps, list) and bool(steps) and not _training_positions(steps)
+        )
         raise ApplicationError(
             "The pipeline cannot run: " + " ".join(item["message"] for item in problems),
             code="no_training_step" if only_training_missing else "invalid_pipeline",

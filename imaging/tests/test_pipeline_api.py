@@ -53,3 +53,14 @@ def test_an_invalid_pipeline_is_refused_with_its_problems_and_nothing_stored(ali
     if code == "invalid_pipeline":
         assert response.json()["problems"]
     assert media_files(settings.MEDIA_ROOT) == [] and not ImageDataset.objects.exists()
+
+
+@pytest.mark.parametrize("steps", [True, 7, "resize"])
+def test_the_check_refuses_steps_that_are_a_scalar_with_400_not_500(alice_api, steps):
+    """Found by schemathesis (benchmarks/api_fuzz.py): multipart `steps=true` crashed while choosing the code."""
+    response = alice_api.post("/api/v1/imaging/pipeline/validate", {"steps": json.dumps(steps)}, format="multipart")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_pipeline"
+    message = 'The pipeline must be a list of {"type", "params"} steps.'
+    assert body["step_problems"] == [{"step": None, "message": message}]

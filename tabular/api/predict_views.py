@@ -69,6 +69,10 @@ class PredictTabularView(APIView):
         },
     )
     def post(self, request):
+        if not isinstance(request.data, dict):  # a JSON list, string or number; QueryDict (multipart) is a dict
+            raise ApplicationError(
+                'Send a JSON object: {"model_id": <id>, "rows": [{column: value}, ...]}.', code="invalid_body"
+            )
         model_id = request.data.get("model_id")
         if model_id in (None, ""):
             raise ApplicationError('Send "model_id": the id of one of your models (see /my_models).')

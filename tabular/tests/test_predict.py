@@ -1,6 +1,7 @@
 """POST /api/predict_tabular and the prediction pages, on a really trained model."""
 
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -254,3 +255,12 @@ def test_empty_rows_are_400(alice_api, alice_model):
     response = alice_api.post(URL, {"model_id": alice_model.pk, "rows": []}, format="json")
     assert response.status_code == 400
     assert "No rows" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [[None, None], [], "rows", 7, None])
+def test_a_body_that_is_not_a_json_object_is_400_not_500(alice_api, alice_model, body):
+    """Found by schemathesis (benchmarks/api_fuzz.py): a JSON list as the body crashed with AttributeError."""
+    response = alice_api.post(URL, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_body"
+    assert "JSON object" in response.json()["detail"]
