@@ -42,6 +42,13 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 512
 # Epochs of the autoencoder per level: it learns pixels from scratch, so it needs more passes than a fine-tune.
 ANOMALY_EPOCHS = {1: 3, 2: 8, 3: 15, 4: 30, 5: 50}
 ANOMALY_IMAGE_SIZE = 64
+# The detectors of enhanced mode, in the order the score components are reported.
+ANOMALY_DETECTOR_LABELS = {
+    "reconstruction": "Reconstruction error",
+    "isolation_forest": "Isolation Forest",
+    "local_outlier_factor": "Local Outlier Factor",
+    "one_class_svm": "One-Class SVM",
+}
 MAX_PREDICT_FILES = 200
 # A progress write per batch would hammer the database on fast GPUs; epochs are always written.
 PROGRESS_INTERVAL_SECONDS = 1.0
@@ -178,6 +185,27 @@ def _dataset_records(dataset: ImageDataset) -> list[ImageRecord]:
     ]
 
 
+def _dataset_summary(dataset: ImageDataset) -> dict:
+    """What the model report shows about the training images, copied into the model's metrics at training time.
+
+    A copy, not a reference: the dataset may be deleted later (by its owner or by retention) while the model stays.
+    """
+    report = dataset.report or {}
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "n_images": dataset.n_images,
+        "class_counts": dict(dataset.class_counts or {}),
+        "has_provided_split": bool(report.get("has_provided_split")),
+        "split_counts": report.get("split_counts"),
+        "skipped": list(report.get("skipped") or []),
+        "duplicates": list(report.get("duplicates") or []),
+        "conversions": len(report.get("conversions") or []),
+        "patient_leakage": len(report.get("patient_leakage") or []),
+        "warnings": list(report.get("warnings") or []),
+    }
+
+
 # ----------------------------------------------------------------------------- runs
 def _enqueue(task, run: TrainingRun) -> None:
     def send() -> None:
@@ -297,6 +325,7 @@ def image_training_execute(*, run_id: int) -> None:
             "train_images": len(train),
             "val_images": len(val),
             "stopped": bool(trainer.stopped_),
+            "dataset": _dataset_summary(dataset),
         }
         model = TrainingModel.objects.create(
             user_id=run.user_id,
@@ -398,8 +427,10 @@ def image_predict(*, user, model_id: int, files) -> dict:
 
 
 # ----------------------------------------------------------------------------- anomaly detection
-def anomaly_training_start(*, user, uploaded_file, level: int = 1, image_size: int = ANOMALY_IMAGE_SIZE) -> TrainingRun:
-    """Store a ZIP of normal images and enqueue an autoencoder run."""
+def anomaly_training_start(
+    *, user, uploaded_file, level: int = 1, image_size: int = ANOMALY_IMAGE_SIZE, enhanced: bool = False
+) -> TrainingRun:
+    """Store a ZIP of normal images and enqueue an autoencoder run (`enhanced`: add the feature-space ensemble)."""
     if level not in ANOMALY_EPOCHS:
         raise ApplicationError(
             f"The training level must be one of {', '.join(map(str, ANOMALY_EPOCHS))}.", code="level"
@@ -414,7 +445,7 @@ def anomaly_training_start(*, user, uploaded_file, level: int = 1, image_size: i
         kind=TrainingRun.Kind.ANOMALY,
         run_name=f"Anomaly detector on {dataset.name}",
         message="Queued",
-        config={"level": level, "epochs": ANOMALY_EPOCHS[level], "image_size": image_size},
+        config={"level": level, "epochs": ANOMALY_EPOCHS[level], "image_size": image_size, "enhanced": bool(enhanced)},
         dataset_type=DATASET_TYPE,
         dataset_id=str(dataset.id),
     )
@@ -430,10 +461,12 @@ def anomaly_training_execute(*, run_id: int) -> None:
     if not run.start(message="Preparing the images"):
         return
     try:
-        records = _dataset_records(_run_dataset(run))
+        dataset = _run_dataset(run)
+        records = _dataset_records(dataset)
         detector = AutoencoderAnomalyDetector(
             image_size=run.config["image_size"],
             epochs=run.config["epochs"],
+            enhanced=bool(run.config.get("enhanced", False)),
             progress=_progress_writer(run),
             should_stop=run.stop_is_requested,
         )
@@ -449,7 +482,12 @@ def anomaly_training_execute(*, run_id: int) -> None:
             "history": detector.history_,
             "image_size": detector.image_size,
             "train_images": len(records),
+            "val_images": len(detector.val_reconstruction_errors_),
+            "enhanced": bool(detector.enhanced),
+            "detectors": list(ANOMALY_DETECTOR_LABELS) if detector.enhanced else ["reconstruction"],
+            "score_method": detector.score_method,
             "stopped": bool(detector.stopped_),
+            "dataset": _dataset_summary(dataset),
         }
         model = TrainingModel.objects.create(
             user_id=run.user_id,
@@ -484,15 +522,18 @@ def anomaly_score(*, user, model_id: int, files) -> dict:
             results.append({"file": item.name, "error": exc.message, "code": exc.code})
             continue
         scored = detector.score([decoded.image])[0]
-        results.append(
-            {
-                "file": item.name,
-                "score": scored["score"],
-                "threshold": scored["threshold"],
-                "is_anomaly": scored["is_anomaly"],
-                "heatmap": _data_url(detector.error_heatmap_png(decoded.image)),
-            }
-        )
+        result = {
+            "file": item.name,
+            "score": scored["score"],
+            "threshold": scored["threshold"],
+            "is_anomaly": scored["is_anomaly"],
+            "mode": scored["mode"],
+            "reconstruction_error": scored["reconstruction_error"],
+            "heatmap": _data_url(detector.error_heatmap_png(decoded.image)),
+        }
+        if "components" in scored:
+            result["components"] = scored["components"]
+        results.append(result)
     return {"model_id": model.id, "results": results}
 
 

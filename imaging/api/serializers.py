@@ -19,6 +19,13 @@ class AnomalyTrainRequestSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="ZIP of normal images only (at least 10).")
     level = serializers.ChoiceField(choices=[1, 2, 3, 4, 5], default=1)
     image_size = serializers.ChoiceField(choices=[16, 32, 48, 64, 96, 128, 256], default=64, required=False)
+    enhanced = serializers.BooleanField(
+        default=False,
+        required=False,
+        help_text="Enhanced mode: Isolation Forest, Local Outlier Factor and One-Class SVM on the encoder's features, "
+        "ensembled with the reconstruction error. Scores are then in [0, 1] (the mean of the four detectors' ranks "
+        "among normal validation images) and each result lists the components.",
+    )
 
 
 class RunCreatedSerializer(serializers.Serializer):
@@ -53,6 +60,16 @@ class AnomalyResultSerializer(serializers.Serializer):
     score = serializers.FloatField(required=False)
     threshold = serializers.FloatField(required=False)
     is_anomaly = serializers.BooleanField(required=False)
+    mode = serializers.ChoiceField(
+        choices=["reconstruction", "enhanced"], required=False, help_text="How `score` was computed."
+    )
+    reconstruction_error = serializers.FloatField(required=False, help_text="The autoencoder's error for this image.")
+    components = serializers.DictField(
+        child=serializers.FloatField(),
+        required=False,
+        help_text="Enhanced models only: each detector's rank among normal validation images (0–1; higher is more "
+        "unusual): reconstruction, isolation_forest, local_outlier_factor, one_class_svm. `score` is their mean.",
+    )
     heatmap = serializers.CharField(required=False, help_text="Reconstruction-error overlay as a PNG data URL.")
     error = serializers.CharField(required=False)
     code = serializers.CharField(required=False)

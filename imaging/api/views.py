@@ -117,6 +117,7 @@ class AnomalyTrainView(APIView):
                 uploaded_file=data["file"],
                 level=int(data["level"]),
                 image_size=int(data.get("image_size") or services.ANOMALY_IMAGE_SIZE),
+                enhanced=data["enhanced"],
             )
         return Response({"id": run.id, "status": run.status}, status=status.HTTP_202_ACCEPTED)
 

@@ -61,6 +61,12 @@
   }
 
   var histogramChart = null;
+  var ANOMALY_DETECTORS = {
+    reconstruction: "Reconstruction error",
+    isolation_forest: "Isolation Forest",
+    local_outlier_factor: "Local Outlier Factor",
+    one_class_svm: "One-Class SVM",
+  };
 
   function drawHistogram(model) {
     var canvas = document.getElementById("anomaly-histogram");
@@ -129,6 +135,16 @@
     var threshold = document.getElementById("result-threshold");
     if (threshold) {
       threshold.textContent = Number(metrics.threshold).toPrecision(4);
+    }
+    var mode = document.getElementById("result-mode");
+    if (mode) {
+      mode.textContent = metrics.enhanced
+        ? "enhanced: reconstruction error + Isolation Forest, LOF and One-Class SVM"
+        : "reconstruction error only";
+    }
+    var report = document.getElementById("result-report");
+    if (report) {
+      report.href = "/models/" + model.id + "/report";
     }
     var accuracy = document.getElementById("result-accuracy");
     if (accuracy) {
@@ -254,6 +270,18 @@
     if (anomaly) {
       cell(card, "p", item.is_anomaly ? "Anomalous" : "Normal").className = "badge";
       cell(card, "p", "Score " + Number(item.score).toPrecision(4) + " (threshold " + Number(item.threshold).toPrecision(4) + ")");
+      if (item.components) {
+        // Enhanced mode: each detector's rank among normal validation images; the score is their mean.
+        var list = document.createElement("ul");
+        list.className = "small";
+        list.setAttribute("aria-label", "Detector ranks among normal images");
+        Object.keys(ANOMALY_DETECTORS).forEach(function (key) {
+          if (key in item.components) {
+            cell(list, "li", ANOMALY_DETECTORS[key] + ": " + (100 * item.components[key]).toFixed(0) + "%");
+          }
+        });
+        card.appendChild(list);
+      }
     } else {
       cell(card, "p", item.label + " · " + (100 * item.confidence).toFixed(1) + "%").className = "badge";
     }
