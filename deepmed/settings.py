@@ -317,6 +317,23 @@ STORAGES = {
         )
     },
 }
+# S3 (or an S3-compatible store such as MinIO) for Django's default file storage, when a bucket is named. Credentials
+# come from boto3's own chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance or IRSA role), never from here.
+# Uploads, datasets and model artefacts are written with paths under MEDIA_ROOT, so they still need that volume.
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="").strip()
+if AWS_STORAGE_BUCKET_NAME:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "region_name": env.str("AWS_S3_REGION_NAME", default="").strip() or None,
+            "endpoint_url": env.str("AWS_S3_ENDPOINT_URL", default="").strip() or None,
+            # Private objects, reached only through short-lived signed URLs; a name in use is never overwritten.
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
 WHITENOISE_USE_FINDERS = DEBUG
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_IMAGE_ZIP_MB = env_int("MAX_IMAGE_ZIP_MB", 500, minimum=1)
