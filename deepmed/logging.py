@@ -32,12 +32,17 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+@signals.celeryd_init.connect(dispatch_uid="deepmed.logging.celeryd_init")
 @signals.setup_logging.connect(dispatch_uid="deepmed.logging.setup_logging")
 def _celery_uses_our_logging(**kwargs):
-    """Connecting here stops Celery from installing its own root handler (text only, no request ids)."""
+    """Connecting to setup_logging stops Celery from installing its own root handler (text only, no request ids).
+
+    celeryd_init comes earlier, before the worker's own start-up warnings, so those are log records too.
+    """
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+    logging.captureWarnings(True)  # as django.setup() does: warnings become log records, JSON ones included
 
 
 @signals.before_task_publish.connect(dispatch_uid="deepmed.logging.before_task_publish")
@@ -83,3 +88,12 @@ def _task_context_exit(task_id=None, **kwargs):
             var.reset(token)
         except ValueError:  # set in another context (a thread pool): clear it so the next task starts clean
             var.set(_DEFAULTS[var.name])
+
+
+@signals.celeryd_after_setup.connect(dispatch_uid="deepmed.logging.celeryd_after_setup")
+def _no_banner_in_json_logs(sender=None, instance=None, **kwargs):
+    """The worker's start-up banner is multi-line text on stdout: with LOG_FORMAT=json every line must be JSON."""
+    from django.conf import settings
+
+    if settings.LOG_FORMAT == "json" and instance is not None:
+        instance.quiet = True
