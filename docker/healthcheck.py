@@ -75,6 +75,10 @@ def check_beat() -> str:
 
 
 def main(argv: list[str]) -> int:
+    # The check runs inside a container whose environment may name a Prometheus multiprocess folder: importing the
+    # app would leave metric files there under this short-lived pid, one more set per check, never cleaned up.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    os.environ.pop("prometheus_multiproc_dir", None)
     try:
         if argv[:1] == ["http"] and len(argv) == 2:
             message = check_http(argv[1])
