@@ -201,6 +201,14 @@ def _allowed_networks(entries: Iterable[str]) -> list[ipaddress.IPv4Network | ip
     return [ipaddress.ip_network(entry.strip(), strict=False) for entry in entries if entry.strip()]
 
 
+def _address_allowed(request) -> bool:
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in network for network in _allowed_networks(settings.METRICS_ALLOWED_IPS))
+
+
 def client_may_scrape(request) -> bool:
     """Staff with a session, or a client whose REMOTE_ADDR is in METRICS_ALLOWED_IPS (IPs or CIDRs).
 
@@ -210,11 +218,30 @@ def client_may_scrape(request) -> bool:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
         return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(address in network for network in _allowed_networks(settings.METRICS_ALLOWED_IPS))
+    return _address_allowed(request)
+
+
+def metrics_response() -> HttpResponse:
+    return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+class ScraperMiddleware:
+    """Answers GET /metrics for an allow-listed scraper before the Host header is checked against ALLOWED_HOSTS.
+
+    Prometheus scrapes each pod by its IP, so the Host it sends (`10.1.2.3:8000`) is in no ALLOWED_HOSTS. Only the
+    allow-listed addresses skip the check, and only on this read-only path that builds no URL from the Host.
+    Everyone else (staff in a browser) goes through the normal stack to `metrics_view`.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info == "/metrics" and request.method == "GET" and _address_allowed(request):
+            response = metrics_response()
+            response["Cache-Control"] = "no-store"
+            return response
+        return self.get_response(request)
 
 
 @never_cache
@@ -223,7 +250,7 @@ def metrics_view(request):
     """Prometheus exposition for staff and allow-listed scrapers; a plain 404 for everyone else."""
     if not client_may_scrape(request):
         raise Http404
-    return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)
+    return metrics_response()
 
 
 # --- Celery signals ---------------------------------------------------------------------------------------------

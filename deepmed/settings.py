@@ -99,6 +99,8 @@ MIDDLEWARE = [
     # django-prometheus times the whole stack: its "before" half first, its "after" half just before axes.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "deepmed.middleware.RequestIdMiddleware",
+    # Allow-listed scrapers reach pods by IP, a Host outside ALLOWED_HOSTS: answered here, before host checks.
+    "deepmed.metrics.ScraperMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",

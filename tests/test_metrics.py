@@ -103,6 +103,21 @@ def test_an_allow_listed_scraper_reads_metrics_without_a_login(client, settings)
 
 
 @pytest.mark.django_db
+def test_a_scraper_reaching_the_pod_by_its_ip_is_answered_although_that_host_is_not_allowed(client, settings):
+    """Prometheus sends Host: <pod ip>:8000, which is in no ALLOWED_HOSTS."""
+    settings.METRICS_ALLOWED_IPS = ["10.20.0.0/16"]
+
+    scraped = client.get("/metrics", REMOTE_ADDR="10.20.3.4", HTTP_HOST="10.20.3.4:8000")
+    outsider = client.get("/metrics", REMOTE_ADDR="192.0.2.8", HTTP_HOST="10.20.3.4:8000")
+    other_page = client.get("/privacy", REMOTE_ADDR="10.20.3.4", HTTP_HOST="10.20.3.4:8000")
+
+    assert scraped.status_code == 200
+    assert b"deepmed_training_runs" in scraped.content
+    assert outsider.status_code == 400  # Django's disallowed-host answer: nothing about metrics
+    assert other_page.status_code == 400  # the exception is this path only
+
+
+@pytest.mark.django_db
 def test_a_forwarded_for_header_does_not_get_a_client_onto_the_allow_list(client, settings):
     settings.METRICS_ALLOWED_IPS = ["10.20.0.0/16"]
 
