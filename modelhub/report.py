@@ -147,3 +147,174 @@ def model_report_context(*, model, bundle: dict[str, Any], standalone: bool = Fa
         "warnings": bundle.get("warnings") or [],
         "threshold_info": bundle.get("threshold_info") or {},
     }
+
+
+# ----------------------------------------------------------------------------- image classifiers and anomaly detectors
+# These reports read only what training recorded: the model's `metrics` JSON (written by imaging.services at the end
+# of a run), the run's `config`, and the dataset's intake checks (copied into `metrics["dataset"]` at training time;
+# for older models read from the dataset row while it still exists). Nothing is recomputed or estimated here.
+
+ANOMALY_DETECTOR_LABELS = {
+    "reconstruction": "Reconstruction error (autoencoder)",
+    "isolation_forest": "Isolation Forest on encoder features",
+    "local_outlier_factor": "Local Outlier Factor on encoder features",
+    "one_class_svm": "One-Class SVM on encoder features",
+}
+
+
+def _chart(svg: str, title: str) -> dict[str, str]:
+    return {"title": title, "svg": mark_safe(svg)}  # noqa: S308 (our own matplotlib SVG, numbers only)
+
+
+def _series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(item.get("epoch"), item.get(key)) for item in history if item.get(key) is not None]
+    return [epoch for epoch, _ in points], [float(value) for _, value in points]
+
+
+def _learning_curves(history: list[dict], *, best_epoch: int | None, accuracy: bool) -> list[dict[str, str]]:
+    """Loss (and, for classifiers, accuracy) per epoch on training and validation images."""
+    if not history:
+        return []
+    panels = [("Loss", "train_loss", "val_loss")]
+    if accuracy:
+        panels.append(("Accuracy", "train_accuracy", "val_accuracy"))
+    charts = []
+    for title, train_key, val_key in panels:
+        figure, axes = plt.subplots(figsize=(3.8, 3.0))
+        for key, label, colour in ((train_key, "training", "#1f6feb"), (val_key, "validation", "#d1242f")):
+            epochs, values = _series(history, key)
+            if values:
+                axes.plot(epochs, values, marker="o", markersize=3, color=colour, linewidth=1.8, label=label)
+        if best_epoch:
+            axes.axvline(best_epoch, linestyle=":", color="#555555", linewidth=1, label=f"kept (epoch {best_epoch})")
+        if title == "Accuracy":
+            axes.set_ylim(0, 1.02)
+        axes.set_xlabel("Epoch")
+        axes.set_ylabel(title)
+        axes.set_title(f"{title} per epoch")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.legend(fontsize="small")
+        charts.append(_chart(_svg(figure), f"Learning curve: {title.lower()}"))
+    return charts
+
+
+def _score_histogram(histogram: dict[str, Any]) -> dict[str, str] | None:
+    """Validation scores of normal images, binned, with the decision threshold as a red line."""
+    counts, edges = histogram.get("counts"), histogram.get("edges")
+    if not counts or not edges or len(edges) != len(counts) + 1:
+        return None
+    figure, axes = plt.subplots(figsize=(5.2, 3.0))
+    widths = [edges[i + 1] - edges[i] for i in range(len(counts))]
+    axes.bar(edges[:-1], counts, width=widths, align="edge", color="#6ea8fe", edgecolor="#1f6feb", linewidth=0.5)
+    threshold = histogram.get("threshold")
+    if threshold is not None:
+        axes.axvline(float(threshold), color="#d1242f", linewidth=2, label=f"threshold {float(threshold):.4g}")
+        axes.legend(fontsize="small")
+    axes.set_xlabel("Anomaly score")
+    axes.set_ylabel("Normal validation images")
+    axes.set_title("Validation scores and threshold")
+    return _chart(_svg(figure), "Validation score histogram")
+
+
+def _dataset_checks(model) -> dict[str, Any] | None:
+    """The intake checks of the training images: the copy kept with the model, else the dataset row if it survives."""
+    recorded = (model.metrics or {}).get("dataset")
+    if recorded:
+        return {**recorded, "source": "recorded with the model"}
+    run = model.run
+    if not run.dataset_id or not run.dataset_id.isdigit():
+        return None
+    from imaging.models import ImageDataset  # imaging depends on modelhub, not the reverse at import time
+
+    dataset = ImageDataset.objects.filter(pk=int(run.dataset_id), owner_id=model.user_id).first()
+    if dataset is None:
+        return None
+    report = dataset.report or {}
+    return {
+        "id": dataset.id,
+        "name": dataset.name,
+        "n_images": dataset.n_images,
+        "class_counts": dict(dataset.class_counts or {}),
+        "has_provided_split": bool(report.get("has_provided_split")),
+        "split_counts": report.get("split_counts"),
+        "skipped": list(report.get("skipped") or []),
+        "duplicates": list(report.get("duplicates") or []),
+        "conversions": len(report.get("conversions") or []),
+        "patient_leakage": len(report.get("patient_leakage") or []),
+        "warnings": list(report.get("warnings") or []),
+        "source": "read from the stored dataset",
+    }
+
+
+def _image_confusion(metrics: dict[str, Any], class_names: list[str]) -> dict[str, Any] | None:
+    matrix = metrics.get("confusion_matrix")
+    labels = metrics.get("labels") or class_names
+    if not matrix or not labels or len(matrix) != len(labels):
+        return None
+    return {
+        "labels": labels,
+        "rows": [
+            {"label": label, "cells": cells, "total": sum(cells)} for label, cells in zip(labels, matrix, strict=True)
+        ],
+    }
+
+
+def image_model_report_context(*, model) -> dict[str, Any]:
+    """Everything templates/modelhub/image_report.html shows for an image classifier or an anomaly detector."""
+    metrics = model.metrics or {}
+    config = model.run.config or {}
+    history = metrics.get("history") or []
+    dataset = _dataset_checks(model)
+    context: dict[str, Any] = {
+        "model": model,
+        "run": model.run,
+        "metrics": metrics,
+        "config": config,
+        "days_left": model_days_left(model),
+        "dataset": dataset,
+        "pipeline_steps": metrics.get("pipeline") or [],
+        "epochs_run": len(history),
+        "image_size": metrics.get("image_size") or config.get("image_size"),
+        "is_anomaly": model.run.kind == "anomaly",
+    }
+    if context["is_anomaly"]:
+        enhanced = bool(metrics.get("enhanced", config.get("enhanced", False)))
+        histogram = metrics.get("histogram") or {}
+        percentile = metrics.get("threshold_percentile")
+        context.update(
+            {
+                "enhanced": enhanced,
+                "detectors": [
+                    ANOMALY_DETECTOR_LABELS.get(name, name) for name in metrics.get("detectors") or ["reconstruction"]
+                ],
+                "threshold": metrics.get("threshold", model.metric_value),
+                "threshold_percentile": percentile,
+                "normal_flag_rate": (100.0 - float(percentile)) if percentile is not None else None,
+                "validation_scores": len(histogram.get("scores") or []) or None,
+                "histogram_chart": _score_histogram(histogram),
+                "charts": _learning_curves(history, best_epoch=None, accuracy=False),
+            }
+        )
+        return context
+    from imaging.ml.architectures import ARCHITECTURES  # imports torch: only for image reports
+
+    architecture = config.get("architecture") or model.model_name
+    class_names = list(metrics.get("class_names") or config.get("classes") or [])
+    counts = (dataset or {}).get("class_counts") or {}
+    per_class = metrics.get("per_class") or []
+    support = {row.get("class"): row.get("support") for row in per_class}
+    context.update(
+        {
+            "architecture": architecture,
+            "architecture_label": ARCHITECTURES.get(architecture, architecture),
+            "class_names": class_names,
+            "classes": [
+                {"name": name, "count": counts.get(name), "val_count": support.get(name)} for name in class_names
+            ],
+            "per_class": per_class,
+            "confusion": _image_confusion(metrics, class_names),
+            "pretrained": bool(metrics.get("imagenet_weights")),
+            "charts": _learning_curves(history, best_epoch=metrics.get("best_epoch"), accuracy=True),
+        }
+    )
+    return context

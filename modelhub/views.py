@@ -9,7 +9,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deepmed.exceptions import ApplicationError, NotFound
 
 from . import hub
-from .report import METRIC_LABELS, model_report_context
+from .models import TrainingRun
+from .report import METRIC_LABELS, image_model_report_context, model_report_context
 from .selectors import training_model_list_for_user
 
 
@@ -77,6 +78,12 @@ def download_model(request, model_id: int):
 
 @login_required
 def model_report(request, model_id: int):
+    try:
+        model = hub.model_get_for_user(user=request.user, model_id=model_id)
+    except NotFound as error:
+        raise Http404(error.message) from None
+    if hub.model_kind(model) in (TrainingRun.Kind.IMAGE, TrainingRun.Kind.ANOMALY):
+        return render(request, "modelhub/image_report.html", image_model_report_context(model=model))
     try:
         model, bundle = hub.model_bundle_for_user(user=request.user, model_id=model_id)
     except NotFound as error:

@@ -109,11 +109,11 @@ def test_selecting_the_best_image_architecture_by_accuracy_marks_it_and_keeps_ta
     assert image_model.is_selected and tabular.is_selected
 
 
-def test_my_models_lists_image_and_anomaly_models_with_a_download_and_no_report_link(alice, image_model, anomaly_model):
+def test_my_models_lists_image_and_anomaly_models_with_a_download_and_a_report_link(alice, image_model, anomaly_model):
     page = _client(alice).get("/my_models").content.decode()
     for model in (image_model, anomaly_model):
         assert f'href="/download_model/{model.pk}"' in page
-        assert f'href="/models/{model.pk}/report"' not in page
+        assert f'href="/models/{model.pk}/report"' in page
     assert 'action="/select_model/resnet18/accuracy"' in page
     assert "/select_model/conv_autoencoder/threshold" not in page
 
