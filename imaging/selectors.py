@@ -35,3 +35,18 @@ def augmentation_job_get_for_user(*, user, job_id: int):
     if job is None:
         raise NotFound("No augmentation of yours has this id.")
     return job
+
+
+def image_dataset_list_for_user(*, user):
+    """This user's image datasets, newest first."""
+    from .models import ImageDataset
+
+    return ImageDataset.objects.filter(owner=user).order_by("-created_at", "-id")
+
+
+def image_dataset_get_for_user(*, user, dataset_id: int):
+    """An image dataset of this user, else 404."""
+    dataset = image_dataset_list_for_user(user=user).filter(id=dataset_id).first()
+    if dataset is None:
+        raise NotFound("No image dataset of yours has this id.")
+    return dataset

@@ -206,6 +206,58 @@ def _dataset_summary(dataset: ImageDataset) -> dict:
     }
 
 
+def _remove_folder_after_commit(*, name: str, owner_id: int) -> None:
+    """Remove a stored folder once the row naming it is gone for good (a rollback keeps both)."""
+    path = resolve_media_path(name, owner_id=owner_id) if name else None
+    if path is None:
+        if name:
+            logger.warning("refused to delete %r: it is outside the owner's media folder", name)
+        return
+    transaction.on_commit(lambda: shutil.rmtree(path, ignore_errors=True))
+
+
+def image_dataset_delete(*, user, dataset_id: int, request=None) -> None:
+    """Delete one of the user's image datasets and its files; refused (409) while a queued or running run uses it.
+
+    Finished runs and their models stay: a model's artefact does not need the images, and its report keeps the
+    dataset checks recorded at training time.
+    """
+    from accounts.audit import audit_record
+    from accounts.models import AuditEvent
+
+    with transaction.atomic():
+        dataset = ImageDataset.objects.select_for_update().filter(owner=user, id=dataset_id).first()
+        if dataset is None:
+            raise NotFound("No image dataset of yours has this id.")
+        active = list(
+            TrainingRun.objects.filter(
+                user_id=dataset.owner_id,
+                kind__in=(TrainingRun.Kind.IMAGE, TrainingRun.Kind.ANOMALY),
+                dataset_id=str(dataset.id),
+                status__in=TrainingRun.ACTIVE_STATUSES,
+            ).values_list("id", flat=True)
+        )
+        if active:
+            runs = ", ".join(str(run_id) for run_id in active)
+            raise ApplicationError(
+                f"Training run {runs} is still using this dataset. Stop it or wait for it to finish, "
+                "then delete the dataset.",
+                code="dataset_in_use",
+                status_code=409,
+                extra={"runs": active},
+            )
+        audit_record(
+            action=AuditEvent.Action.DELETED,
+            request=request,
+            actor=user,
+            target=dataset,
+            details={"kind": "image_dataset", "n_images": dataset.n_images, "purpose": dataset.purpose},
+        )
+        folder, owner_id = dataset.folder, dataset.owner_id
+        dataset.delete()
+        _remove_folder_after_commit(name=folder, owner_id=owner_id)
+
+
 # ----------------------------------------------------------------------------- runs
 def _enqueue(task, run: TrainingRun) -> None:
     def send() -> None:
@@ -657,6 +709,33 @@ def augmentation_result_path(*, job: AugmentationJob) -> Path:
     if job.status != AugmentationJob.Status.SUCCEEDED or path is None or not path.is_file():
         raise ApplicationError("This augmentation has no result to download yet.", code="not_ready", status_code=409)
     return path
+
+
+def augmentation_job_delete(*, user, job_id: int, request=None) -> None:
+    """Delete one of the user's augmentations with its result ZIP; refused (409) while it is queued or running."""
+    from accounts.audit import audit_record
+    from accounts.models import AuditEvent
+
+    with transaction.atomic():
+        job = AugmentationJob.objects.select_for_update().filter(owner=user, id=job_id).first()
+        if job is None:
+            raise NotFound("No augmentation of yours has this id.")
+        if job.status in (AugmentationJob.Status.QUEUED, AugmentationJob.Status.RUNNING):
+            raise ApplicationError(
+                "This augmentation is still running; wait for it to finish, then delete it.",
+                code="augmentation_running",
+                status_code=409,
+            )
+        audit_record(
+            action=AuditEvent.Action.DELETED,
+            request=request,
+            actor=user,
+            target=job,
+            details={"kind": "augmentation", "status": job.status, "preset": job.preset},
+        )
+        folder, owner_id = job.folder, job.owner_id
+        job.delete()
+        _remove_folder_after_commit(name=folder, owner_id=owner_id)
 
 
 def augmentation_preview(*, files, preset: str, n: int = 6) -> str:

@@ -30,6 +30,8 @@ class RetentionReport:
     cutoff: datetime
     models_deleted: int = 0
     preprocessing_deleted: int = 0
+    image_datasets_deleted: int = 0
+    augmentations_deleted: int = 0
     files_deleted: int = 0
     bytes_freed: int = 0
     files_already_missing: int = 0
@@ -42,6 +44,8 @@ class RetentionReport:
             "retention_days": settings.RETENTION_DAYS,
             "models_deleted": self.models_deleted,
             "preprocessing_deleted": self.preprocessing_deleted,
+            "image_datasets_deleted": self.image_datasets_deleted,
+            "augmentations_deleted": self.augmentations_deleted,
             "files_deleted": self.files_deleted,
             "bytes_freed": self.bytes_freed,
             "files_already_missing": self.files_already_missing,
@@ -77,9 +81,12 @@ def _finish_retention(paths: list[Path], report: RetentionReport) -> None:
     """Runs after the rows are gone for good: a rollback never leaves a row pointing at a deleted file."""
     _delete_paths(paths, report)
     logger.info(
-        "retention sweep freed %d models, %d preprocessing rows, %d files, %d bytes (cutoff %s)",
+        "retention sweep freed %d models, %d preprocessing rows, %d image datasets, %d augmentations, "
+        "%d files, %d bytes (cutoff %s)",
         report.models_deleted,
         report.preprocessing_deleted,
+        report.image_datasets_deleted,
+        report.augmentations_deleted,
         report.files_deleted,
         report.bytes_freed,
         report.cutoff.isoformat(),
@@ -88,7 +95,7 @@ def _finish_retention(paths: list[Path], report: RetentionReport) -> None:
 
 
 def retention_sweep(*, now: datetime | None = None) -> RetentionReport:
-    """Delete models and preprocessing rows older than RETENTION_DAYS, and the models' files.
+    """Delete models, preprocessing rows, image datasets and finished augmentations older than RETENTION_DAYS.
 
     Selected and pinned models are kept, and so is the preprocessing of a run that still has one (it documents
     how a kept model was built). A file is deleted only if it resolves inside its owner's MEDIA_ROOT folder and
@@ -132,8 +139,56 @@ def retention_sweep(*, now: datetime | None = None) -> RetentionReport:
         # Two rows may share one artefact: never delete a file that a surviving row still names.
         still_named = _names_still_referenced(candidate_paths)
         paths = [path for path in candidate_paths if path not in still_named]
+        # Image folders are one per row, never shared, so they need no such check.
+        paths += _expire_image_data(report)
         transaction.on_commit(lambda: _finish_retention(paths, report))
     return report
+
+
+def _expired_folder(name: str, owner_id: int, report: RetentionReport) -> Path | None:
+    path = resolve_media_path(name, owner_id=owner_id)
+    if path is None:
+        logger.warning("retention refused to touch %r: it is outside the owner's media folder", name)
+        report.paths_refused.append(name)
+    return path
+
+
+def _expire_image_data(report: RetentionReport) -> list[Path]:
+    """Delete image datasets and finished augmentations older than the cutoff; return their folders.
+
+    Runs inside the sweep's transaction, after the expired models are gone. A dataset is kept while a run trained
+    on it still has a model (selected, pinned or simply not yet expired) or is still queued or running: the images
+    document how a kept model was built, and a running job reads them.
+    """
+    from imaging.models import AugmentationJob, ImageDataset  # imaging depends on modelhub, not the reverse
+
+    image_runs = TrainingRun.objects.filter(kind__in=(TrainingRun.Kind.IMAGE, TrainingRun.Kind.ANOMALY))
+    in_use = image_runs.filter(Q(status__in=TrainingRun.ACTIVE_STATUSES) | Q(models__isnull=False))
+    protected = {int(value) for value in in_use.values_list("dataset_id", flat=True) if value and value.isdigit()}
+    expired = ImageDataset.objects.filter(created_at__lt=report.cutoff)
+    # Filtered here rather than in SQL: the protected ids can outnumber a backend's parameter limit.
+    rows = [
+        row
+        for row in expired.select_for_update().values_list("id", "owner_id", "folder").order_by("id")
+        if row[0] not in protected
+    ]
+    paths = []
+    for start in range(0, len(rows), _DELETE_BATCH):
+        batch = rows[start : start + _DELETE_BATCH]
+        _total, per_model = expired.filter(pk__in=[row[0] for row in batch]).delete()
+        report.image_datasets_deleted += per_model.get(ImageDataset._meta.label, 0)
+        paths += [path for _id, owner_id, folder in batch if (path := _expired_folder(folder, owner_id, report))]
+
+    finished = AugmentationJob.objects.filter(
+        status__in=(AugmentationJob.Status.SUCCEEDED, AugmentationJob.Status.FAILED), finished_at__lt=report.cutoff
+    )
+    rows = list(finished.select_for_update().values_list("id", "owner_id", "folder").order_by("id"))
+    for start in range(0, len(rows), _DELETE_BATCH):
+        batch = rows[start : start + _DELETE_BATCH]
+        _total, per_model = finished.filter(pk__in=[row[0] for row in batch]).delete()
+        report.augmentations_deleted += per_model.get(AugmentationJob._meta.label, 0)
+        paths += [path for _id, owner_id, folder in batch if (path := _expired_folder(folder, owner_id, report))]
+    return paths
 
 
 def _names_still_referenced(paths: dict[Path, None]) -> set[Path]:

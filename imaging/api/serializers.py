@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from imaging.ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from imaging.ml.training import LEVELS
-from imaging.models import AugmentationJob
+from imaging.models import AugmentationJob, ImageDataset
 from modelhub.models import TrainingModel, TrainingRun
 
 
@@ -109,6 +109,13 @@ class ImagingModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingModel
         fields = ["id", "run", "model_name", "metric_name", "metric_value", "metrics", "created_at"]
+        read_only_fields = fields
+
+
+class ImageDatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImageDataset
+        fields = ["id", "name", "purpose", "n_images", "classes", "class_counts", "report", "created_at"]
         read_only_fields = fields
 
 

@@ -18,6 +18,7 @@ from .serializers import (
     AugmentPreviewRequestSerializer,
     AugmentPreviewSerializer,
     AugmentRequestSerializer,
+    ImageDatasetSerializer,
     ImageFilesRequestSerializer,
     ImagingModelSerializer,
     ImagingRunSerializer,
@@ -239,6 +240,20 @@ class AugmentDetailView(APIView):
         job = selectors.augmentation_job_get_for_user(user=request.user, job_id=pk)
         return Response(AugmentationJobSerializer(job).data)
 
+    @extend_schema(
+        operation_id="imaging_augment_destroy",
+        tags=TAGS,
+        summary="Delete one of your augmentations and its result ZIP",
+        responses={
+            204: None,
+            404: error_response("No augmentation of yours has this id."),
+            409: error_response("Still running: wait for it to finish."),
+        },
+    )
+    def delete(self, request, pk: int):
+        services.augmentation_job_delete(user=request.user, job_id=pk, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class AugmentDownloadView(APIView):
     @extend_schema(
@@ -299,3 +314,42 @@ class AnomalyThresholdView(APIView):
             user=request.user, model_id=pk, threshold=serializer.validated_data["threshold"]
         )
         return Response(ImagingModelSerializer(model).data)
+
+
+class ImageDatasetListView(APIView):
+    @extend_schema(
+        operation_id="imaging_dataset_list",
+        tags=TAGS,
+        summary="Your image datasets (uploaded ZIPs) with their intake reports",
+        responses={200: ImageDatasetSerializer(many=True)},
+    )
+    def get(self, request):
+        datasets = selectors.image_dataset_list_for_user(user=request.user)
+        return Response(ImageDatasetSerializer(datasets, many=True).data)
+
+
+class ImageDatasetDetailView(APIView):
+    @extend_schema(
+        operation_id="imaging_dataset_retrieve",
+        tags=TAGS,
+        summary="One of your image datasets with its intake report",
+        responses={200: ImageDatasetSerializer, 404: error_response("No image dataset of yours has this id.")},
+    )
+    def get(self, request, pk: int):
+        dataset = selectors.image_dataset_get_for_user(user=request.user, dataset_id=pk)
+        return Response(ImageDatasetSerializer(dataset).data)
+
+    @extend_schema(
+        operation_id="imaging_dataset_destroy",
+        tags=TAGS,
+        summary="Delete one of your image datasets and its stored images",
+        description="Models already trained on it are kept. Refused while a queued or running run uses it.",
+        responses={
+            204: None,
+            404: error_response("No image dataset of yours has this id."),
+            409: error_response("A queued or running training run uses it (`runs` lists them)."),
+        },
+    )
+    def delete(self, request, pk: int):
+        services.image_dataset_delete(user=request.user, dataset_id=pk, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
