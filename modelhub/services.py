@@ -81,15 +81,15 @@ def _finish_retention(paths: list[Path], report: RetentionReport) -> None:
     """Runs after the rows are gone for good: a rollback never leaves a row pointing at a deleted file."""
     _delete_paths(paths, report)
     logger.info(
-        "retention sweep freed %d models, %d preprocessing rows, %d image datasets, %d augmentations, "
-        "%d files, %d bytes (cutoff %s)",
+        "retention sweep freed %d models, %d preprocessing rows, %d files, %d bytes (cutoff %s); "
+        "those include the folders of %d image datasets and %d augmentations",
         report.models_deleted,
         report.preprocessing_deleted,
-        report.image_datasets_deleted,
-        report.augmentations_deleted,
         report.files_deleted,
         report.bytes_freed,
         report.cutoff.isoformat(),
+        report.image_datasets_deleted,
+        report.augmentations_deleted,
     )
     audit_record(action=AuditEvent.Action.RETENTION, target_type="modelhub", details=report.as_details())
 

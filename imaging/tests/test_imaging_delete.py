@@ -178,7 +178,7 @@ def test_retention_removes_old_image_datasets_but_never_one_a_kept_model_or_acti
         assert (settings.MEDIA_ROOT / dataset.folder).exists() == (dataset.pk not in gone)
     assert report.image_datasets_deleted == 2 and report.models_deleted == 1
     assert report.files_deleted >= 2 and report.bytes_freed > 0
-    assert "2 image datasets" in caplog.text
+    assert "folders of 2 image datasets and 0 augmentations" in caplog.text
     audit = AuditEvent.objects.filter(action=AuditEvent.Action.RETENTION).latest("id")
     assert audit.details["image_datasets_deleted"] == 2
 
