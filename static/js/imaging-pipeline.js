@@ -238,13 +238,15 @@
 
   function showProblems(data) {
     clearMessages();
-    var general = [];
+    var errorBox = $("pipeline-error");
     var placed = data.step_problems;
     if (!placed) {
-      placed = (data.problems || [data.detail]).map(function (message) {
-        return { step: null, message: message };
-      });
+      // A refusal of the upload itself (one class, a zip bomb…): its detail says what to do.
+      show(errorBox, data.detail || "The pipeline was refused.");
+      errorBox.scrollIntoView({ block: "center" });
+      return;
     }
+    var general = [];
     placed.forEach(function (problem) {
       var step = problem.step ? steps[problem.step - 1] : null;
       var list = step ? $("pipeline-step-errors-" + step.uid) : null;
@@ -258,7 +260,6 @@
       item.classList.add("has-errors");
       item.querySelector("fieldset").setAttribute("aria-invalid", "true");
     });
-    var errorBox = $("pipeline-error");
     var count = placed.length;
     var summary = "The pipeline cannot run yet: " + count + " problem" + (count === 1 ? "" : "s") + ".";
     show(errorBox, general.length ? summary + " " + general.join(" ") : summary + " See the marked steps.");
