@@ -137,7 +137,7 @@ def validate_pipeline(steps) -> list[str]:
             errors.append(f"Step {position} must be an object with a type.")
             continue
         step_type = step["type"]
-        if step_type not in STEP_TYPES:
+        if not isinstance(step_type, str) or step_type not in STEP_TYPES:
             errors.append(f"Step {position}: unknown step type {step_type!r}; use one of {', '.join(STEP_TYPES)}.")
             continue
         params = step.get("params") or {}

@@ -92,6 +92,7 @@ def test_a_valid_composition_comes_back_with_its_defaults_filled_in(alice_api):
         ),
         ([{"type": "resize", "params": {"size": "big"}}, CLASSIFY], "invalid_pipeline", [(1, "size must be int")]),
         ([], "invalid_pipeline", [(None, "at least one step")]),
+        ([{"type": ["resize"]}, CLASSIFY], "invalid_pipeline", [(1, "unknown step type ['resize']")]),
     ],
 )
 def test_a_bad_composition_is_refused_with_each_problem_beside_its_step(alice_api, steps, code, expected):
@@ -116,6 +117,7 @@ def test_the_check_refuses_steps_that_are_not_a_list(alice_api):
     [
         ([{"type": "resize", "params": {}}, CLASSIFY, ANOMALY], "only one training step"),
         ([{"type": "clahe", "params": {"clip_limit": 99}}, CLASSIFY], "Step 1, clahe: clip_limit must be between"),
+        ([{"type": {"name": "resize"}}, CLASSIFY], "Step 1: unknown step type"),
     ],
 )
 def test_running_a_bad_composition_is_refused_per_step_and_stores_nothing(alice_api, steps, fragment):
