@@ -65,7 +65,12 @@ def pytest_collection_modifyitems(config, items):
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run browser tests")
+    from django.urls import get_resolver
     from playwright.sync_api import sync_playwright
+
+    # The URLconf imports torch, torchvision and the training code (10 s and more on a busy machine); load it once
+    # here so the first page of the session is not the one that pays for it against the 10 s page timeout.
+    get_resolver().url_patterns  # noqa: B018
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
