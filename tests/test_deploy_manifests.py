@@ -540,11 +540,29 @@ def test_http_health_check_asks_for_the_first_allowed_host(local_server):
     assert broken.returncode == 1 and broken.stdout.startswith("unhealthy")
 
 
-def test_beat_health_check_fails_where_no_beat_runs():
-    result = healthcheck("beat")
+def fake_proc(root: Path, *commands: str) -> Path:
+    for pid, command in enumerate(commands, start=1):
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "cmdline").write_bytes(command.replace(" ", "\0").encode())
+    return root
+
+
+def test_beat_health_check_fails_where_no_beat_runs(tmp_path):
+    proc = fake_proc(tmp_path, "/usr/bin/python celery --app deepmed worker --queues default", "nginx: master")
+    result = healthcheck("beat", HEALTHCHECK_PROC_DIR=str(proc))
 
     assert result.returncode == 1
     assert "no celery beat process" in result.stdout
+
+
+def test_beat_health_check_goes_on_to_the_database_where_beat_runs(tmp_path):
+    proc = fake_proc(tmp_path, "/usr/bin/python celery --app deepmed --quiet beat --loglevel INFO")
+    result = healthcheck("beat", HEALTHCHECK_PROC_DIR=str(proc))
+
+    # Past the process check: this environment has no settings, so the database step is the one that fails.
+    assert result.returncode == 1
+    assert "no celery beat process" not in result.stdout
+    assert "SECRET_KEY" in result.stdout
 
 
 # --- Grafana -------------------------------------------------------------------------------------------------------
