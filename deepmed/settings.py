@@ -429,7 +429,14 @@ SPECTACULAR_SETTINGS = {
         "DatasetFormatEnum": "tabular.models.Dataset.Format",
         "KnowledgeDocumentFormatEnum": "chatbot.models.KnowledgeDocument.Format",
         "TrainingRunStatusEnum": "modelhub.models.TrainingRun.Status",
+        "TrainingRunKindEnum": "modelhub.models.TrainingRun.Kind",
+        "PipelineParameterKindEnum": ["int", "float", "bool", "choice", "str"],
     },
+    # The default enum hook, then the 401/400/429 every signed-in, body-reading or throttled operation can answer.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "deepmed.api_schema.document_shared_refusals",
+    ],
 }
 
 # --- logging ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from deepmed.api_schema import error_response
 from modelhub.selectors import media_storage_report
 
 from . import health
@@ -76,22 +77,25 @@ SERVICE_STATUS_SCHEMA = extend_schema(
 
 CHECK_DOWNLOADS_DIR_SCHEMA = extend_schema(
     summary="Storage use and integrity under MEDIA_ROOT (staff)",
-    responses=inline_serializer(
-        "StorageReport",
-        {
-            "status": serializers.ChoiceField(choices=["ok", "degraded"]),
-            "media_root_exists": serializers.BooleanField(),
-            "media_root_writable": serializers.BooleanField(),
-            "total_bytes": serializers.IntegerField(),
-            "file_count": serializers.IntegerField(),
-            "bytes_by_folder": serializers.DictField(child=serializers.IntegerField()),
-            "orphans": serializers.DictField(help_text='Files no row names: {"count", "bytes", "files"}'),
-            "missing": serializers.DictField(help_text='Rows whose file is gone: {"count", "rows"}'),
-            "unsafe": serializers.DictField(
-                help_text='Rows naming a path outside the owner\'s folder: {"count", "rows"}'
-            ),
-        },
-    ),
+    responses={
+        200: inline_serializer(
+            "StorageReport",
+            {
+                "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+                "media_root_exists": serializers.BooleanField(),
+                "media_root_writable": serializers.BooleanField(),
+                "total_bytes": serializers.IntegerField(),
+                "file_count": serializers.IntegerField(),
+                "bytes_by_folder": serializers.DictField(child=serializers.IntegerField()),
+                "orphans": serializers.DictField(help_text='Files no row names: {"count", "bytes", "files"}'),
+                "missing": serializers.DictField(help_text='Rows whose file is gone: {"count", "rows"}'),
+                "unsafe": serializers.DictField(
+                    help_text='Rows naming a path outside the owner\'s folder: {"count", "rows"}'
+                ),
+            },
+        ),
+        403: error_response("Staff only."),
+    },
 )
 
 

@@ -410,7 +410,11 @@ class KnowledgeDocumentDetailView(APIView):
         operation_id="knowledge_documents_retrieve",
         tags=["knowledge"],
         summary="One knowledge-base document (staff)",
-        responses={200: s.KnowledgeDocumentSerializer, 404: error_response("No such document.")},
+        responses={
+            200: s.KnowledgeDocumentSerializer,
+            403: error_response("Staff only."),
+            404: error_response("No such document."),
+        },
     )
     def get(self, request, document_id: int):
         return Response(s.KnowledgeDocumentSerializer(selectors.knowledge_document_get(document_id=document_id)).data)
@@ -419,7 +423,7 @@ class KnowledgeDocumentDetailView(APIView):
         operation_id="knowledge_documents_destroy",
         tags=["knowledge"],
         summary="Delete a document and its chunks (staff)",
-        responses={204: None, 404: error_response("No such document.")},
+        responses={204: None, 403: error_response("Staff only."), 404: error_response("No such document.")},
     )
     def delete(self, request, document_id: int):
         document = selectors.knowledge_document_get(document_id=document_id)

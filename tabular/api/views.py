@@ -34,7 +34,13 @@ class DatasetListCreateView(GenericAPIView):
     def get_queryset(self):
         return selectors.dataset_list_for_user(user=self.request.user)
 
-    @extend_schema(operation_id="datasets_list", tags=TAGS, summary="Your datasets, newest first")
+    # many=True: a list, so the schema wraps it in the paginator's envelope (count, next, previous, results).
+    @extend_schema(
+        operation_id="datasets_list",
+        tags=TAGS,
+        summary="Your datasets, newest first",
+        responses={200: DatasetSerializer(many=True)},
+    )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(DatasetSerializer(page, many=True).data)

@@ -67,6 +67,20 @@ def test_the_list_holds_only_the_callers_datasets(alice_api, charlie, make_datas
     assert [item["id"] for item in body["results"]] == [alice_dataset.pk]
 
 
+def test_the_schema_documents_the_list_as_paginated_like_the_response(alice_api, alice_dataset):
+    """Found by schemathesis (benchmarks/api_fuzz.py): the schema said one Dataset, the view answers a page."""
+    schema = alice_api.get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/v1/datasets/"]["get"]
+    page_ref = operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    page = schema["components"]["schemas"][page_ref.rsplit("/", 1)[1]]
+
+    body = alice_api.get("/api/v1/datasets/", {"limit": 1, "offset": 0}).json()
+
+    assert set(page["properties"]) == set(body) == {"count", "next", "previous", "results"}
+    assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/Dataset"}
+    assert {"limit", "offset"} <= {parameter["name"] for parameter in operation["parameters"]}
+
+
 def test_delete_removes_row_and_files(alice_api, alice_dataset, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_api.delete(f"/api/v1/datasets/{alice_dataset.pk}/")
