@@ -17,12 +17,13 @@ export PYTHONUNBUFFERED := 1
 # Exported to manage.py, honcho and the processes it starts; the test passes get a clean environment instead.
 run demo: export DEBUG ?= 1
 
-.PHONY: help venv var-dir run demo lint fmt test test-sqlite test-postgres test-mysql check-deploy clean-var
+.PHONY: help venv var-dir run demo lint fmt test test-sqlite test-postgres test-mysql test-prod check-deploy clean-var
 
 help:
 	@echo "make run            create .venv, migrate, load the demo, start web + worker + beat on http://$(HOST):$(PORT)/"
 	@echo "make test           ruff, then the suite on SQLite, embedded PostgreSQL+pgvector and MariaDB (TEST_MYSQL_URL)"
 	@echo "make test-sqlite | test-postgres | test-mysql   one database pass (PYTEST_ARGS='-k name' to narrow)"
+	@echo "make test-prod      nginx+TLS, gunicorn, Celery on Redis, MariaDB, pgvector here: scenario + fault drills"
 	@echo "make lint | fmt     ruff check + format check | apply ruff fixes and formatting"
 	@echo "make check-deploy   manage.py check --deploy --fail-level WARNING with production settings"
 	@echo "make demo           migrate and (re)create the demo user; prints its login"
@@ -77,6 +78,10 @@ test-postgres: venv
 
 test-mysql: venv
 	scripts/test_matrix.sh mysql
+
+# The production shape on this machine (scripts/prod_shape.py, var/prod): needs nginx, redis-server, mariadbd, openssl.
+test-prod: venv
+	scripts/test_prod.sh
 
 check-deploy: venv
 	@# A throwaway key unless one is set: the check is about the settings, not about this key.

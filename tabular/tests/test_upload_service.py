@@ -136,3 +136,16 @@ def test_load_demo_gives_the_demo_user_one_sample_dataset_however_often_it_runs(
     dataset = Dataset.objects.get(owner=User.objects.get(email=settings.DEMO_USER_EMAIL))
     assert (dataset.n_rows, dataset.n_columns) == (569, 33)
     assert sum(column["n_missing"] for column in dataset.columns) == 40
+
+
+def test_the_storage_check_counts_a_datasets_files_as_referenced_not_as_orphans(alice):
+    from modelhub.selectors import media_storage_report
+
+    dataset = dataset_create(user=alice, uploaded_file=upload_file(small_csv()))
+    report = media_storage_report()
+
+    assert report["file_count"] == 2
+    assert report["orphans"]["count"] == 0, report["orphans"]
+    (Path(settings.MEDIA_ROOT) / dataset.parquet_name).unlink()
+    report = media_storage_report()
+    assert report["missing"]["rows"] == [{"source": "datasets", "id": dataset.pk, "name": dataset.parquet_name}]
