@@ -23,11 +23,38 @@ ssim_weight=0.0, enhanced=False)``
   them position-invariant; the 256-d bottleneck mostly encodes *where* things are, and on the
   synthetic benchmark its detectors scored AUROC 0.3–0.55 against 0.82–0.86 for the pooled maps.
   Each of the four detectors (reconstruction error + the three) gives a raw "higher is more
-  anomalous" score; each raw score is rank-normalised against that detector's
-  scores on the validation images (the fraction of normal validation images scoring at or below it,
-  so 0.97 means "more unusual than 97 % of normal images"), and the ensemble score is the mean of the
-  four ranks. The threshold is then the chosen percentile of the validation ensemble scores.
-- ``score(images) -> [{"score", "threshold", "is_anomaly", "reconstruction_error", ...}]`` and
+  anomalous" score, turned into a rank in [0, 1] among that detector's scores on the validation images
+  (``_smooth_rank_against``: ≈ the fraction of normal validation images scoring below it, interpolated
+  between them and still rising past the most unusual one, so two different scores never tie).
+  The ensemble score is a *weighted* mean of the four ranks. The weights come from normal images only:
+  CutPaste pseudo-anomalies of the validation images (a patch of a normal image, perhaps flipped or
+  inverted, pasted elsewhere; ``pseudo_anomalies``) are scored, each detector's AUROC at telling them from
+  the untouched validation images is measured, and weight ∝ max(AUROC − 0.5, 0) ** 8, normalised
+  (``pseudo_anomaly_weights``; stored as ``ensemble_weights_`` and ``pseudo_anomaly_auroc_``). No
+  anomalous label is ever used. The threshold is then the chosen percentile of the validation ensemble
+  scores. Why: the former equal mean of the four ranks was pulled down by its weaker members. Measured on
+  the seeded synthetic benchmark (64×64 circles normal, 200 for training; 100 circles + 100 squares and
+  triangles held out; ``epochs=15``; seeds 0–4), AUROC:
+
+  ====  ==============  ========  ==========  =======  =====  =====  ================
+  seed  reconstruction  weighted  old equal   IForest  LOF    OCSVM  weight on recon.
+  ====  ==============  ========  ==========  =======  =====  =====  ================
+  0     0.951           0.949     0.886       0.820    0.849  0.866  0.94
+  1     0.965           0.964     0.883       0.769    0.854  0.858  0.93
+  2     0.940           0.937     0.878       0.789    0.855  0.879  0.95
+  3     0.978           0.973     0.897       0.807    0.861  0.891  0.88
+  4     0.975           0.973     0.915       0.822    0.889  0.913  0.83
+  ====  ==============  ========  ==========  =======  =====  =====  ================
+
+  (also measured: 0.5 × reconstruction + 0.5 × mean of the other three 0.90–0.95, max of ranks
+  0.89–0.93, equal mean of z-scores 0.89–0.93, pseudo-anomaly weights to the power 1 0.90–0.94.) The
+  pseudo-anomalies rank the detectors as the real anomalies do (reconstruction 0.82–0.89, IForest
+  0.57–0.63), so here the ensemble defers to the reconstruction error; on images where the pooled features
+  separate pseudo-anomalies better they get the weight instead.
+  Bundles saved before ``ENSEMBLE_VERSION`` 2 (no ``ensemble_version`` key) load with the equal mean of
+  step ranks they were saved with, so their stored threshold keeps its meaning.
+- ``score(images) -> [{"score", "threshold", "is_anomaly", "reconstruction_error", ...}]`` (enhanced
+  mode adds ``components``, each detector's rank, and ``weights``) and
   ``error_heatmap_png(image)``: per-pixel squared error, scaled by the validation images' 99th
   percentile pixel error (so equal colours mean equal errors across images), jet colours on the image.
 - ``save(path)`` / ``load(path)``: one ``torch.save`` bundle (weights, threshold, validation scores,
@@ -56,6 +83,10 @@ from .training import TrainingProgress, seed_everything
 BUNDLE_FORMAT = "deepmed-anomaly-autoencoder"
 LATENT_DIM = 256
 SCORE_METHODS = ("local", "mean")
+# 1: equal mean of step ranks (bundles without "ensemble_version"); 2: pseudo-anomaly weights over smooth ranks.
+ENSEMBLE_VERSION = 2
+PSEUDO_ANOMALY_COPIES = 3
+WEIGHT_POWER = 8.0
 
 
 class ConvAutoencoder(nn.Module):
@@ -110,9 +141,74 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 7) -> torch.Tensor:
 
 
 def _rank_against(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Fraction of ``reference`` at or below each value (empirical CDF of the normal scores)."""
+    """Fraction of ``reference`` at or below each value (empirical CDF of the normal scores).
+
+    Used by bundles saved before ``ENSEMBLE_VERSION`` 2 (equal-weight ensembles), so they score as they did.
+    """
     ordered = np.sort(reference)
     return np.searchsorted(ordered, values, side="right") / max(len(ordered), 1)
+
+
+def _smooth_rank_against(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A strictly increasing rank in [0, 1] of each value among the normal ``reference`` scores.
+
+    The i-th smallest of n reference scores sits at i / (n + 1), with straight lines between them; beyond the
+    smallest and largest the rank keeps moving towards 0 and 1 exponentially (scale: the reference standard
+    deviation). Unlike the step-shaped empirical CDF it never ties two images that scored differently: with 40
+    validation images, every image more unusual than all of them would otherwise share rank 1, which threw away
+    0.01 AUROC of the reconstruction error on the synthetic benchmark.
+    """
+    ordered = np.sort(np.asarray(reference, dtype=np.float64))
+    values = np.asarray(values, dtype=np.float64)
+    n = len(ordered)
+    if n == 0:
+        return np.full(values.shape, 0.5)
+    positions = np.arange(1, n + 1) / (n + 1)
+    scale = max(float(ordered.std()), 1e-12)
+    ranks = np.interp(values, ordered, positions)
+    above, below = values > ordered[-1], values < ordered[0]
+    ranks[above] = positions[-1] + (1 - positions[-1]) * -np.expm1(-(values[above] - ordered[-1]) / scale)
+    ranks[below] = positions[0] * np.exp(-(ordered[0] - values[below]) / scale)
+    return ranks
+
+
+def pseudo_anomalies(data: torch.Tensor, seed: int, copies: int = PSEUDO_ANOMALY_COPIES) -> torch.Tensor:
+    """CutPaste pseudo-anomalies of normal images (Li et al., CVPR 2021): never a real anomaly.
+
+    For each image, ``copies`` times: a rectangle of 1/8 to 1/3 of the side is cut from a random image of ``data``,
+    flipped left-right half the time and inverted in intensity half the time, and pasted at a random place.
+    """
+    rng = np.random.default_rng(seed)
+    source = data.numpy()
+    n, _, height, width = source.shape
+    out = np.repeat(source, copies, axis=0)
+    for i in range(len(out)):
+        ph = int(rng.integers(max(1, height // 8), max(2, height // 3)))
+        pw = int(rng.integers(max(1, width // 8), max(2, width // 3)))
+        donor = source[rng.integers(n)]
+        y0, x0 = rng.integers(0, height - ph + 1), rng.integers(0, width - pw + 1)
+        y1, x1 = rng.integers(0, height - ph + 1), rng.integers(0, width - pw + 1)
+        patch = donor[:, y0 : y0 + ph, x0 : x0 + pw]
+        if rng.random() < 0.5:
+            patch = patch[:, :, ::-1]
+        if rng.random() < 0.5:
+            patch = np.clip(1.0 - patch + 0.2 * rng.standard_normal(), 0.0, 1.0)
+        out[i, :, y1 : y1 + ph, x1 : x1 + pw] = patch
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+
+def pseudo_anomaly_weights(auroc: dict[str, float], power: float = WEIGHT_POWER) -> dict[str, float]:
+    """Ensemble weights from each detector's AUROC on validation images vs their pseudo-anomalies.
+
+    weight ∝ max(AUROC − 0.5, 0) ** ``power``, normalised to sum to 1: a detector no better than chance at telling
+    pseudo-anomalies from normal images gets nothing, and a detector 0.1 AUROC behind the best gets a few percent of
+    its weight. Equal weights if none beats chance.
+    """
+    raw = {name: max(value - 0.5, 0.0) ** power for name, value in auroc.items()}
+    total = sum(raw.values())
+    if total <= 0:
+        return dict.fromkeys(auroc, 1.0 / len(auroc))
+    return {name: value / total for name, value in raw.items()}
 
 
 class AutoencoderAnomalyDetector:
@@ -272,7 +368,9 @@ class AutoencoderAnomalyDetector:
         self.pixel_error_scale_ = float(max(np.percentile(self._pixel_errors(val_data).numpy(), 99), 1e-6))
         self.train_features_ = self._features(train_data)
         self.val_features_ = self._features(val_data)
+        self.ensemble_version_ = ENSEMBLE_VERSION
         self._fit_enhanced()
+        self._weigh_detectors(val_data)
         self.set_threshold(percentile=self.threshold_percentile)
         return self
 
@@ -335,6 +433,22 @@ class AutoencoderAnomalyDetector:
         }
         self.val_component_scores_ = self._component_scores(self.val_features_, self.val_reconstruction_errors_)
 
+    def _weigh_detectors(self, val_data: torch.Tensor) -> None:
+        """Weigh the enhanced detectors by how well each tells validation images from their pseudo-anomalies."""
+        self.ensemble_weights_ = self.pseudo_anomaly_auroc_ = None
+        if not self.detectors_:
+            return
+        from sklearn.metrics import roc_auc_score
+
+        fakes = pseudo_anomalies(val_data, self.seed)
+        fake_scores = self._component_scores(self._features(fakes), self._errors(fakes))
+        truth = np.r_[np.zeros(len(val_data)), np.ones(len(fakes))]
+        self.pseudo_anomaly_auroc_ = {
+            name: float(roc_auc_score(truth, np.r_[self.val_component_scores_[name], fake_scores[name]]))
+            for name in fake_scores
+        }
+        self.ensemble_weights_ = pseudo_anomaly_weights(self.pseudo_anomaly_auroc_)
+
     def _component_scores(self, features: np.ndarray, errors: np.ndarray) -> dict[str, np.ndarray]:
         """Raw scores, each oriented so that higher means more anomalous."""
         features = self.detectors_["scaler"].transform(features)
@@ -345,9 +459,14 @@ class AutoencoderAnomalyDetector:
             "one_class_svm": -self.detectors_["one_class_svm"].decision_function(features),
         }
 
+    def _component_ranks(self, components: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rank = _smooth_rank_against if self.ensemble_version_ >= 2 else _rank_against
+        return {name: rank(self.val_component_scores_[name], values) for name, values in components.items()}
+
     def _ensemble(self, components: dict[str, np.ndarray]) -> np.ndarray:
-        ranks = [_rank_against(self.val_component_scores_[name], values) for name, values in components.items()]
-        return np.mean(ranks, axis=0)
+        ranks = self._component_ranks(components)
+        weights = self.ensemble_weights_ or dict.fromkeys(ranks, 1.0 / len(ranks))
+        return np.sum([weights[name] * values for name, values in ranks.items()], axis=0)
 
     def set_threshold(self, *, percentile: float | None = None, value: float | None = None) -> float:
         """Move the decision threshold by validation percentile or to an explicit score."""
@@ -379,6 +498,7 @@ class AutoencoderAnomalyDetector:
         results = []
         if self.detectors_:
             components = self._component_scores(self._features(data), errors)
+            ranks = self._component_ranks(components)
             scores = self._ensemble(components)
         else:
             components, scores = {}, errors
@@ -391,10 +511,8 @@ class AutoencoderAnomalyDetector:
                 "mode": "enhanced" if self.detectors_ else "reconstruction",
             }
             if components:
-                item["components"] = {
-                    name: float(_rank_against(self.val_component_scores_[name], values[i : i + 1])[0])
-                    for name, values in components.items()
-                }
+                item["components"] = {name: float(values[i]) for name, values in ranks.items()}
+                item["weights"] = dict(self.ensemble_weights_ or dict.fromkeys(ranks, 1.0 / len(ranks)))
             results.append(item)
         return results
 
@@ -445,6 +563,9 @@ class AutoencoderAnomalyDetector:
                 },
                 "threshold": self.threshold_,
                 "threshold_percentile": self.threshold_percentile,
+                "ensemble_version": self.ensemble_version_,
+                "ensemble_weights": self.ensemble_weights_,
+                "pseudo_anomaly_auroc": self.pseudo_anomaly_auroc_,
                 "pixel_error_scale": self.pixel_error_scale_,
                 "val_reconstruction_errors": torch.from_numpy(self.val_reconstruction_errors_),
                 "train_features": torch.from_numpy(self.train_features_),
@@ -470,6 +591,11 @@ class AutoencoderAnomalyDetector:
         detector.val_features_ = bundle["val_features"].numpy()
         detector.pixel_error_scale_ = bundle["pixel_error_scale"]
         detector.history_ = bundle["history"]
+        # Bundles from before ENSEMBLE_VERSION 2 carry none of these keys: they keep their equal-weight mean of
+        # step ranks, which their stored threshold was chosen on.
+        detector.ensemble_version_ = int(bundle.get("ensemble_version", 1))
+        detector.ensemble_weights_ = bundle.get("ensemble_weights")
+        detector.pseudo_anomaly_auroc_ = bundle.get("pseudo_anomaly_auroc")
         detector._fit_enhanced()
         detector.set_threshold(value=bundle["threshold"])
         detector.threshold_percentile = bundle["threshold_percentile"]

@@ -42,7 +42,7 @@ def test_an_enhanced_detector_trains_records_its_mode_and_scores_with_components
     model = TrainingModel.objects.get(run=run)
     assert model.metrics["enhanced"] is True
     assert set(model.metrics["detectors"]) == COMPONENTS
-    # Ensemble scores are mean ranks, so the threshold lies in [0, 1].
+    # Ensemble scores are weighted means of ranks, so the threshold lies in [0, 1].
     assert 0.0 <= model.metric_value <= 1.0
 
     body = alice_api.post(
@@ -54,7 +54,9 @@ def test_an_enhanced_detector_trains_records_its_mode_and_scores_with_components
         assert item["mode"] == "enhanced"
         assert set(item["components"]) == COMPONENTS
         assert all(0.0 <= value <= 1.0 for value in item["components"].values())
-        assert item["score"] == pytest.approx(np.mean(list(item["components"].values())))
+        # A weighted mean of the ranks (weights ≥ 0 summing to 1) lies between the smallest and largest.
+        ranks = list(item["components"].values())
+        assert min(ranks) - 1e-9 <= item["score"] <= max(ranks) + 1e-9
         assert item["threshold"] == pytest.approx(model.metric_value)
         assert item["is_anomaly"] == (item["score"] > item["threshold"])
 
@@ -105,20 +107,25 @@ def test_the_anomaly_page_offers_enhanced_mode_and_explains_it(client, alice):
 def test_enhanced_mode_separates_another_shape_from_the_normal_one():
     """64×64 circles as normal, squares and triangles as anomalies, 100 + 100 held out (seeded).
 
-    Measured here: ensemble AUROC 0.91, reconstruction alone 0.95, the three feature detectors 0.81–0.90. The
-    equal-weight rank mean is pulled below the reconstruction error by its weaker members, so the floor for the
-    ensemble is set at 0.85, and every feature detector must beat chance clearly (≥ 0.7).
+    Measured here (seed 0): weighted ensemble AUROC 0.949, reconstruction alone 0.951, the three feature
+    detectors 0.82–0.87; the former equal-weight rank mean scored 0.886. The ensemble's weights come from CutPaste
+    pseudo-anomalies of normal images, so it must reach 0.9 and stay within 0.02 of the reconstruction error alone,
+    the detector a clinician gets without ticking "enhanced".
     """
     train, test, truth = anomaly_sets("circle", 200, 100, 100, size=64, seed=0)
     detector = AutoencoderAnomalyDetector(image_size=64, epochs=15, enhanced=True, seed=0).fit(train)
     results = detector.score(test)
     ensemble = roc_auc_score(truth, [item["score"] for item in results])
+    reconstruction_alone = roc_auc_score(truth, [item["reconstruction_error"] for item in results])
     per_detector = {
         name: roc_auc_score(truth, [item["components"][name] for item in results]) for name in sorted(COMPONENTS)
     }
-    assert ensemble >= 0.85, (ensemble, per_detector)
-    assert per_detector["reconstruction"] >= 0.9, per_detector
+    assert ensemble >= 0.9, (ensemble, per_detector)
+    assert ensemble >= reconstruction_alone - 0.02, (ensemble, reconstruction_alone, detector.ensemble_weights_)
+    assert per_detector["reconstruction"] == pytest.approx(reconstruction_alone)  # the rank keeps the order
     assert min(per_detector.values()) >= 0.7, per_detector
+    # Weights were learnt without anomalous labels, and favour the detector that also wins on real anomalies.
+    assert max(detector.ensemble_weights_, key=detector.ensemble_weights_.get) == "reconstruction"
     flagged = np.array([item["is_anomaly"] for item in results])
     # At the 95th-percentile threshold most anomalies are caught and few normal images are flagged.
     assert flagged[truth == 1].mean() > flagged[truth == 0].mean() + 0.3

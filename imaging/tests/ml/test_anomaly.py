@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from imaging.ml.anomaly import AutoencoderAnomalyDetector, ConvAutoencoder
+from imaging.ml.anomaly import (
+    AutoencoderAnomalyDetector,
+    ConvAutoencoder,
+    _rank_against,
+    _smooth_rank_against,
+    pseudo_anomalies,
+    pseudo_anomaly_weights,
+)
 from imaging.ml.synthetic import anomaly_sets
 
 
@@ -68,17 +75,79 @@ def test_save_and_load_keep_scores_and_threshold(detector, sets, tmp_path):
     assert np.allclose(loaded.anomaly_scores(sets[1]), detector.anomaly_scores(sets[1]), atol=1e-6)
 
 
-def test_enhanced_mode_ensembles_rank_normalised_scores(sets, tmp_path):
-    train, test, _ = sets
-    detector = AutoencoderAnomalyDetector(image_size=16, epochs=1, batch_size=8, enhanced=True).fit(train)
-    results = detector.score(test)
+@pytest.fixture(scope="module")
+def enhanced(sets):
+    return AutoencoderAnomalyDetector(image_size=16, epochs=1, batch_size=8, enhanced=True).fit(sets[0])
+
+
+def test_enhanced_mode_ensembles_weighted_rank_normalised_scores(enhanced, sets, tmp_path):
+    _, test, _ = sets
+    results = enhanced.score(test)
     assert results[0]["mode"] == "enhanced"
-    components = results[0]["components"]
-    assert set(components) == {"reconstruction", "isolation_forest", "local_outlier_factor", "one_class_svm"}
-    assert results[0]["score"] == pytest.approx(np.mean(list(components.values())))
-    assert 0 <= detector.threshold_ <= 1
-    loaded = AutoencoderAnomalyDetector.load(detector.save(tmp_path / "e.pt"))
-    assert np.allclose(loaded.anomaly_scores(test), detector.anomaly_scores(test))
+    components, weights = results[0]["components"], results[0]["weights"]
+    assert (
+        set(components)
+        == set(weights)
+        == {"reconstruction", "isolation_forest", "local_outlier_factor", "one_class_svm"}
+    )
+    assert sum(weights.values()) == pytest.approx(1.0) and min(weights.values()) >= 0
+    assert weights == pytest.approx(pseudo_anomaly_weights(enhanced.pseudo_anomaly_auroc_))
+    assert results[0]["score"] == pytest.approx(sum(weights[k] * components[k] for k in components))
+    assert 0 <= enhanced.threshold_ <= 1
+    loaded = AutoencoderAnomalyDetector.load(enhanced.save(tmp_path / "e.pt"))
+    assert loaded.ensemble_weights_ == pytest.approx(enhanced.ensemble_weights_)
+    assert loaded.threshold_ == pytest.approx(enhanced.threshold_)
+    assert np.allclose(loaded.anomaly_scores(test), enhanced.anomaly_scores(test))
+
+
+def test_an_enhanced_bundle_saved_before_the_weighted_ensemble_still_loads_and_scores_as_before(
+    enhanced, sets, tmp_path
+):
+    """Bundles written before ensemble version 2 lack its keys: they keep the equal mean of step ranks."""
+    _, test, _ = sets
+    bundle = torch.load(enhanced.save(tmp_path / "new.pt"), weights_only=True)
+    for key in ("ensemble_version", "ensemble_weights", "pseudo_anomaly_auroc"):
+        del bundle[key]
+    old_threshold = 0.8
+    bundle["threshold"] = old_threshold
+    torch.save(bundle, tmp_path / "old.pt")
+    loaded = AutoencoderAnomalyDetector.load(tmp_path / "old.pt")
+    assert loaded.ensemble_version_ == 1 and loaded.ensemble_weights_ is None
+    assert loaded.threshold_ == pytest.approx(old_threshold)
+    data = loaded._stack(test)
+    components = loaded._component_scores(loaded._features(data), loaded._errors(data))
+    legacy = np.mean([_rank_against(loaded.val_component_scores_[k], v) for k, v in components.items()], axis=0)
+    assert np.allclose(loaded.anomaly_scores(test), legacy)
+    results = loaded.score(test)
+    assert all(item["score"] == pytest.approx(np.mean(list(item["components"].values()))) for item in results)
+    assert all(item["is_anomaly"] == (item["score"] > old_threshold) for item in results)
+
+
+def test_smooth_rank_is_strictly_increasing_bounded_and_matches_the_validation_positions():
+    reference = np.array([3.0, 1.0, 2.0, 4.0])
+    values = np.array([-5.0, 0.5, 1.0, 1.5, 2.0, 4.0, 4.5, 40.0])
+    ranks = _smooth_rank_against(reference, values)
+    assert np.all(np.diff(ranks) > 0) and ranks.min() > 0 and ranks.max() < 1
+    assert _smooth_rank_against(reference, np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    # Past the most unusual normal score, farther means higher (the step CDF would tie these at 1).
+    assert list(_rank_against(reference, values[-2:])) == [1.0, 1.0]
+
+
+def test_pseudo_anomaly_weights_favour_the_detector_that_finds_pseudo_anomalies():
+    weights = pseudo_anomaly_weights({"a": 0.9, "b": 0.8, "c": 0.5, "d": 0.3})
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["a"] > 0.9 and 0 < weights["b"] < 0.1 and weights["c"] == weights["d"] == 0
+    assert pseudo_anomaly_weights({"a": 0.4, "b": 0.5}) == {"a": 0.5, "b": 0.5}
+
+
+def test_pseudo_anomalies_change_a_patch_and_leave_the_originals_alone(sets):
+    data = torch.rand(4, 1, 16, 16)
+    original = data.clone()
+    fakes = pseudo_anomalies(data, seed=0, copies=3)
+    assert fakes.shape == (12, 1, 16, 16) and torch.equal(data, original)
+    changed = (fakes != data.repeat_interleave(3, dim=0)).flatten(1).float().mean(dim=1)
+    assert (changed > 0).all() and (changed < 0.34).all()
+    assert torch.equal(fakes, pseudo_anomalies(data, seed=0, copies=3))
 
 
 def test_it_needs_enough_normal_images():
