@@ -23,8 +23,9 @@ class AnomalyTrainRequestSerializer(serializers.Serializer):
         default=False,
         required=False,
         help_text="Enhanced mode: Isolation Forest, Local Outlier Factor and One-Class SVM on the encoder's features, "
-        "ensembled with the reconstruction error. Scores are then in [0, 1] (the mean of the four detectors' ranks "
-        "among normal validation images) and each result lists the components.",
+        "ensembled with the reconstruction error. Scores are then in [0, 1] (a weighted mean of the four detectors' "
+        "ranks among normal validation images, weights from pasted-patch pseudo-anomalies) and each result lists the "
+        "components.",
     )
 
 
