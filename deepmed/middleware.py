@@ -87,7 +87,7 @@ class SecurityHeadersMiddleware:
 
 
 class DatabaseUnavailableMiddleware:
-    """A database outage is a 503 the client can retry, not a 500 with a stack trace."""
+    """A database (or broker) outage is a 503 the client can retry, not a 500 with a stack trace."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -96,10 +96,17 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
+        from .jobs import BROKER_UNAVAILABLE, BROKER_UNAVAILABLE_MESSAGE
+
+        if isinstance(exception, OperationalError | InterfaceError):
+            logging.getLogger("deepmed").error("database unavailable: %s", exception.__class__.__name__)
+            message = "The database is temporarily unavailable. Please try again in a moment."
+        elif isinstance(exception, BROKER_UNAVAILABLE):
+            # A job sent without deepmed.jobs.send_job while Redis is away: still a 503, not a 500.
+            logging.getLogger("deepmed").error("broker unavailable: %s", exception.__class__.__name__)
+            message = BROKER_UNAVAILABLE_MESSAGE
+        else:
             return None
-        logging.getLogger("deepmed").error("database unavailable: %s", exception.__class__.__name__)
-        message = "The database is temporarily unavailable. Please try again in a moment."
         if wants_json(request):
             response = JsonResponse({"detail": message, "code": "service_unavailable"}, status=503)
         else:

@@ -192,6 +192,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache (rate limits and lockouts need a cache shared by all processes) ----------------
 CACHE_URL = env.str("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")
 CACHES = {"default": env.cache_url_config(CACHE_URL)}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # Throttle counters and rate limits only: while Redis restarts the site keeps serving (deepmed/cache.py).
+    CACHES["default"]["BACKEND"] = "deepmed.cache.ResilientRedisCache"
 
 # --- auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 
 from deepmed.exceptions import ApplicationError, NotFound
+from deepmed.jobs import send_job
 from modelhub.artifacts import artifact_verified_path, artifact_write
 from modelhub.models import TrainingModel, TrainingRun
 from modelhub.storage import media_root, resolve_media_path
@@ -263,7 +264,8 @@ def _enqueue(task, run: TrainingRun) -> None:
     def send() -> None:
         # The task id lets an operator find or revoke the job; a field-scoped update, so it never overwrites the
         # worker's own progress writes even when the worker has already picked the task up.
-        result = task.delay(run.id)
+        # Broker away: the run is marked failed and the request answers 503 (deepmed/jobs.py), never stuck queued.
+        result = send_job(task, args=[run.id], run=run)
         TrainingRun.objects.filter(pk=run.pk).update(celery_task_id=result.id or "")
 
     transaction.on_commit(send)
@@ -786,7 +788,7 @@ def pipeline_start(*, user, uploaded_file, steps) -> TrainingRun:
         dataset_type=PIPELINE_DATASET_TYPE,
         dataset_id=str(dataset.id),
     )
-    transaction.on_commit(lambda: tasks.run_image_pipeline.delay(run.id))
+    transaction.on_commit(lambda: send_job(tasks.run_image_pipeline, args=[run.id], run=run))
     return run
 
 

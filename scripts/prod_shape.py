@@ -330,6 +330,9 @@ class ProdShape:
             self._save_state()
             self._wait_web()
             self.wait_workers()
+            # Beat is up and has read its schedule from the database.
+            beat = self.services["beat"]
+            wait_for("Celery beat", lambda: "beat: Starting" in beat.log_path.read_text(errors="replace"), service=beat)
         except BaseException:
             log("start failed; the logs:\n" + self.log_tails())
             self.stop()
@@ -692,9 +695,6 @@ http {{
         for name in names:
             wait_for(f"Celery {name}", lambda n=name: n in self.ping_workers([n]), seconds=seconds,
                      service=self.services[name])  # fmt: skip
-        # Beat stays up and has read its schedule from the database.
-        wait_for("Celery beat", lambda: "beat: Starting" in self.services["beat"].tail(20000),
-                 service=self.services["beat"])  # fmt: skip
 
     # ------------------------------------------------------------------ HTTP through nginx
     @property

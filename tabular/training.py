@@ -22,6 +22,7 @@ from django.db import transaction
 from django.http import Http404
 
 from deepmed.exceptions import ApplicationError
+from deepmed.jobs import send_job
 from modelhub.models import PreprocessingData, TrainingModel, TrainingRun
 
 from . import bundles
@@ -181,7 +182,7 @@ def training_run_start(
             dataset_id=str(dataset.pk),
             message="Queued",
         )
-        transaction.on_commit(lambda: train_tabular_run.apply_async(args=[run.pk]))
+        transaction.on_commit(lambda: send_job(train_tabular_run, args=[run.pk], run=run))
     return run
 
 

@@ -181,3 +181,25 @@ def test_an_active_run_page_polls_its_progress_and_offers_stop(alice_web, alice_
     response = alice_web.post(f"/training/runs/{run_id}/stop")
     assert response.status_code == 302
     assert TrainingRun.objects.get(pk=run_id).status == TrainingRun.Status.STOPPED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_broker_is_unreachable_the_post_is_a_503_and_the_run_is_failed_not_left_queued(
+    alice_api, cancer_dataset
+):
+    # transaction=True: the run commits inside the request, so its on-commit send fails there, as in production.
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError
+
+    from tabular.tasks import train_tabular_run
+
+    refused = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    with mock.patch.object(train_tabular_run, "apply_async", side_effect=refused):
+        response = alice_api.post("/api/v1/training-runs/", body(cancer_dataset), format="json")
+
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "service_unavailable" and "start it again" in response.json()["detail"]
+    assert response["Retry-After"]
+    run = TrainingRun.objects.get()
+    assert run.status == TrainingRun.Status.FAILED and "job queue" in run.error
