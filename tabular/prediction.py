@@ -8,6 +8,7 @@ uploaded CSV. Another user's model is a 404 before any file is read.
 
 from __future__ import annotations
 
+import csv
 import io
 from typing import Any
 
@@ -89,10 +90,18 @@ def predict_rows(*, user, model_id, rows, explain: bool = True) -> dict[str, Any
 
 def read_prediction_csv(uploaded) -> pd.DataFrame:
     """Read an uploaded CSV of patients; unreadable files are a 400 a clinician can act on."""
+    raw = uploaded.read()
+    if not raw.strip():
+        raise ApplicationError(
+            "The file is empty. Upload a CSV with a header row and one row per patient.", code="empty_file"
+        )
     try:
-        raw = uploaded.read()
-        return pd.read_csv(io.BytesIO(raw), sep=None, engine="python")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
+        try:
+            return pd.read_csv(io.BytesIO(raw), sep=None, engine="python")
+        except csv.Error:
+            # The delimiter sniffer gives up on a file with no delimiter in it, e.g. one column: read it as commas.
+            return pd.read_csv(io.BytesIO(raw))
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as error:
         raise ApplicationError(
             f"The file could not be read as a CSV table ({error}). Save it as CSV with a header row.",
             code="unreadable_file",

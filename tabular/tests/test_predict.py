@@ -264,3 +264,21 @@ def test_a_body_that_is_not_a_json_object_is_400_not_500(alice_api, alice_model,
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_body"
     assert "JSON object" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n", b"  \r\n"])
+def test_csv_batch_that_is_empty_is_400_saying_so_not_500(alice_api, alice_model, content):
+    """Found by schemathesis (benchmarks/api_fuzz.py): pandas' delimiter sniffer raised csv.Error on an empty file."""
+    upload = io.BytesIO(content)
+    upload.name = "batch.csv"
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["code"] == "empty_file"
+
+
+def test_csv_batch_with_one_column_is_read_and_refused_for_the_missing_columns(alice_api, alice_model):
+    upload = io.BytesIO(b"age\n50\n61\n")
+    upload.name = "batch.csv"
+    response = alice_api.post(URL, {"model_id": alice_model.pk, "file": upload}, format="multipart")
+    assert response.status_code == 400
+    assert "'bmi'" in response.json()["detail"] and "'smoker'" in response.json()["detail"]
