@@ -665,6 +665,8 @@ http {{
             env=self.django_env(),
         ).start()
         self.services[name] = service
+        if self.state_file.exists():  # a restart during a drill: `prod_shape.py stop` must know the new pid
+            self._save_state()
         return service
 
     def _wait_web(self) -> None:

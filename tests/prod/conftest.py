@@ -73,3 +73,8 @@ def api(shape, clinician):
     session.auth = FreshToken(shape, clinician)
     session.base_url = shape.base_url
     return session
+
+
+def pytest_collection_modifyitems(config, items):
+    """The scenario first (the shape is healthy and untouched), then the drills that break it on purpose."""
+    items.sort(key=lambda item: 0 if item.path.name == "test_scenario.py" else 1)
