@@ -2,10 +2,12 @@
 
 A training run is a committed row before its task is sent (the task is sent on commit, so the worker finds it).
 When Redis is unreachable at that moment, the row would stay "queued" for ever and the request would end in a
-500. `send_job` instead marks the run failed with a message, and raises a 503 the client can retry.
+500. `send_job` instead marks the run failed with a message, and raises a 503 the client can retry. Rows that are
+not training runs (an augmentation job, a knowledge document) pass `on_refused`, which records the failure their way.
 """
 
 import logging
+from collections.abc import Callable
 
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,8 +35,9 @@ class BrokerUnavailable(ApplicationError):
         super().__init__(message, headers={"Retry-After": "30"})
 
 
-def send_job(task, *, args: list, run=None, **options):
-    """task.apply_async(args); when the broker is unreachable, fail `run` (if given) and raise BrokerUnavailable."""
+def send_job(task, *, args: list, run=None, on_refused: Callable[[str], None] | None = None, **options):
+    """task.apply_async(args); when the broker is unreachable, fail `run` (a TrainingRun, if given), call
+    `on_refused(message)` (if given, for any other row) and raise BrokerUnavailable."""
     try:
         return task.apply_async(args=args, **options)
     except BROKER_UNAVAILABLE as exc:
@@ -47,4 +50,6 @@ def send_job(task, *, args: list, run=None, **options):
                 error=BROKER_UNAVAILABLE_MESSAGE,
                 message="Failed: the job queue was unavailable.",
             )
+        if on_refused is not None:
+            on_refused(BROKER_UNAVAILABLE_MESSAGE)
         raise BrokerUnavailable() from exc

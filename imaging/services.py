@@ -650,7 +650,21 @@ def augmentation_start(*, user, uploaded_file, preset: str, per_image: int) -> A
         if isinstance(exc, ImagingError):
             raise _refusal(exc) from exc
         raise
-    transaction.on_commit(lambda: tasks.augment_images.delay(job.id))
+
+    def refused(error: str) -> None:
+        # The job can never start: fail it (the job list says why) and drop the extracted copy nobody will read.
+        from django.utils import timezone
+
+        AugmentationJob.objects.filter(id=job.id, status=AugmentationJob.Status.QUEUED).update(
+            status=AugmentationJob.Status.FAILED,
+            error=error,
+            message="Failed: the job queue was unavailable.",
+            finished_at=timezone.now(),
+        )
+        shutil.rmtree(dest / "source", ignore_errors=True)
+
+    # Broker away: the job is marked failed and the request answers 503 (deepmed/jobs.py), never stuck queued.
+    transaction.on_commit(lambda: send_job(tasks.augment_images, args=[job.id], on_refused=refused))
     return job
 
 
