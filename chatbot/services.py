@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deepmed.exceptions import ApplicationError, NotFound
+from deepmed.jobs import send_job
 from deepmed.metrics import observe_chat_response
 
 from .models import (
@@ -120,6 +121,27 @@ def document_text_from_upload(*, data: bytes, filename: str) -> tuple[str, str]:
     return text, KnowledgeDocument.Format.TEXT
 
 
+INGEST_NOT_QUEUED = (
+    "Not indexed: the job queue was unavailable when this document was saved, so its ingestion never started. "
+    "Its text is kept; delete it and add it again in a minute."
+)
+
+
+def _ingest_after_commit(*, document: KnowledgeDocument, alias: str) -> None:
+    """Queue the document's ingestion once its row is committed; a broker outage fails the row and answers 503."""
+    from . import tasks
+
+    def refused(_message: str) -> None:
+        # Left "queued", the staff page would poll it for ever; failed, it says what to do. Old chunks stay served.
+        KnowledgeDocument.objects.using(alias).filter(pk=document.pk, status=KnowledgeDocument.Status.QUEUED).update(
+            status=KnowledgeDocument.Status.FAILED, error=INGEST_NOT_QUEUED, updated_at=timezone.now()
+        )
+
+    transaction.on_commit(
+        lambda: send_job(tasks.knowledge_document_ingest, args=[document.pk], on_refused=refused), using=alias
+    )
+
+
 def knowledge_document_create(
     *,
     user,
@@ -134,8 +156,6 @@ def knowledge_document_create(
     group=None,
 ) -> KnowledgeDocument:
     """A staff-added document, queued for ingestion on the chatbot queue once the row is committed."""
-    from . import tasks
-
     if not content.strip():
         raise ApplicationError("The document is empty: paste some text or choose a file.", code="empty_document")
     alias = knowledge_base_alias()
@@ -157,14 +177,12 @@ def knowledge_document_create(
         # The key needs the primary key, which exists only after the insert.
         document.key = f"upload:{document.pk}"
         document.save(using=alias, update_fields=["key"])
-        transaction.on_commit(lambda: tasks.knowledge_document_ingest.delay(document.pk), using=alias)
+        _ingest_after_commit(document=document, alias=alias)
     return document
 
 
 def knowledge_document_update_content(*, document: KnowledgeDocument, content: str, fmt: str) -> KnowledgeDocument:
     """New text for a document: re-ingested (its chunks replaced atomically) when the text really changed."""
-    from . import tasks
-
     digest = content_sha256(content)
     if digest == document.content_sha256 and document.status == KnowledgeDocument.Status.READY:
         return document
@@ -177,7 +195,7 @@ def knowledge_document_update_content(*, document: KnowledgeDocument, content: s
         document.progress = 0.0
         document.error = ""
         document.save(using=alias)
-        transaction.on_commit(lambda: tasks.knowledge_document_ingest.delay(document.pk), using=alias)
+        _ingest_after_commit(document=document, alias=alias)
     return document
 
 

@@ -38,8 +38,16 @@ class Command(BaseCommand):
             rest = [name for name in wanted if name != "guide"]
             if rest:
                 from chatbot.tasks import knowledge_base_load
+                from deepmed.jobs import BrokerUnavailable, send_job
 
-                knowledge_base_load.delay(rest, limit)
+                try:
+                    send_job(knowledge_base_load, args=[rest, limit])
+                except BrokerUnavailable as exc:
+                    # No row to fail here: say what was not queued and how to load it without a worker.
+                    raise CommandError(
+                        f"The {', '.join(rest)} knowledge base was not queued: the job queue (CELERY_BROKER_URL) is "
+                        "unreachable. Start the broker and run this again, or load it here without --background."
+                    ) from exc
                 self.stdout.write(f"Queued the {', '.join(rest)} knowledge base on the chatbot queue.")
             return
         self._load(wanted, limit)
