@@ -4,6 +4,7 @@ that says what to do, never one left "queued" for the staff page to poll for eve
 import socket
 from unittest import mock
 
+import kombu.pools
 import pytest
 from django.core.management import CommandError, call_command
 from kombu.exceptions import OperationalError
@@ -13,12 +14,28 @@ from chatbot.models import KnowledgeChunk, KnowledgeDocument
 from chatbot.tasks import knowledge_base_load, knowledge_document_ingest
 from deepmed.celery import app
 from deepmed.jobs import BrokerUnavailable
-from tests.celery_harness import forget_broker_connections
 
 # transaction=True: the document commits inside the request, so its on-commit send fails there, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REFUSED = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+def fresh_broker_pools():
+    """Drop every cached broker pool, so the broker settings in force get new ones. kombu keeps its pools in a
+    process-wide registry keyed by the broker URL, and a pool another test closed would otherwise be handed back
+    ("Acquire on closed pool")."""
+    kombu.pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.control.mailbox.__dict__.pop("producer_pool", None)
+
+
+@pytest.fixture(autouse=True)
+def _own_broker_pools():
+    fresh_broker_pools()
+    yield
+    fresh_broker_pools()
 
 
 @pytest.fixture
@@ -31,13 +48,13 @@ def unreachable_broker():
     app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
     app.conf.broker_transport_options = {}
     app.conf.task_always_eager = False
-    forget_broker_connections()
+    fresh_broker_pools()
     try:
         yield
     finally:
         for key, value in saved.items():
             app.conf[key] = value
-        forget_broker_connections()
+        fresh_broker_pools()
 
 
 def test_when_redis_is_unreachable_adding_a_document_is_a_503_and_the_document_is_failed(bob_api, unreachable_broker):

@@ -3,18 +3,35 @@
 import socket
 from unittest import mock
 
+import kombu.pools
 import pytest
 from kombu.exceptions import OperationalError
 
 from deepmed.celery import app
 from imaging.models import AugmentationJob
 from imaging.tasks import augment_images
-from tests.celery_harness import forget_broker_connections
 
 from .conftest import shapes_entries, upload, zip_bytes
 
 # transaction=True: the job commits inside the request, so its on-commit send fails there, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def fresh_broker_pools():
+    """Drop every cached broker pool, so the broker settings in force get new ones. kombu keeps its pools in a
+    process-wide registry keyed by the broker URL, and a pool another test closed would otherwise be handed back
+    ("Acquire on closed pool")."""
+    kombu.pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.control.mailbox.__dict__.pop("producer_pool", None)
+
+
+@pytest.fixture(autouse=True)
+def _own_broker_pools():
+    fresh_broker_pools()
+    yield
+    fresh_broker_pools()
 
 
 @pytest.fixture
@@ -27,13 +44,13 @@ def unreachable_broker():
     app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
     app.conf.broker_transport_options = {}
     app.conf.task_always_eager = False
-    forget_broker_connections()
+    fresh_broker_pools()
     try:
         yield
     finally:
         for key, value in saved.items():
             app.conf[key] = value
-        forget_broker_connections()
+        fresh_broker_pools()
 
 
 def augment(client):
