@@ -5,8 +5,9 @@ LOAD_PROD_CONFIG (base URL, certificate, accounts with their trained model and e
 
     locust -f benchmarks/locustfile.py --headless -u 50 -r 10 -t 120s --csv var/load/run
 
-Each simulated user takes the next seeded account (round robin), gets a JWT pair from /api/v1/auth/token/ and a
-session through the /login form (for the pages), then picks weighted tasks with 1-3 s of think time:
+Each simulated user takes the next seeded account (round robin), gets a JWT pair from /api/v1/auth/token/ and uses
+the account's session (logged in once through the /login form by load_prod.py) for the pages, then picks weighted
+tasks with 1-3 s of think time:
 
     browse  (5): GET /api/v1/models/, /api/v1/datasets/, /api/v1/training-runs/{id}/, /my_models, /dashboard
     predict (3): POST /api/predict_tabular with 1-5 rows of the account's data
@@ -23,7 +24,6 @@ import itertools
 import json
 import os
 import random
-import re
 import threading
 from collections import defaultdict
 
@@ -77,7 +77,8 @@ class Clinician(HttpUser):
         self.bearer = {}
         self.conversation_id = None
         self.jwt_login()
-        self.session_login()
+        # The account's session from load_prod.py's one form login (per-address login limits: see there).
+        self.client.cookies.update(self.account["cookies"])
         with self.client.post(
             "/chat/start", json={}, headers=self.bearer, name="/chat/start", catch_response=True
         ) as response:
@@ -93,26 +94,6 @@ class Clinician(HttpUser):
         ) as response:
             if expect(response, 200):
                 self.bearer = {"Authorization": f"Bearer {response.json()['access']}"}
-
-    def session_login(self):
-        page = self.client.get("/login", name="/login (form)")
-        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        if not match:
-            return
-        with self.client.post(
-            "/login",
-            data={
-                "csrfmiddlewaretoken": match.group(1),
-                "login": self.account["email"],
-                "password": self.account["password"],
-            },  # fmt: skip
-            headers={"Referer": f"{self.host}/login"},
-            name="/login",
-            catch_response=True,
-        ) as response:
-            # allauth redirects to the dashboard on success; the login form again means it was refused.
-            if expect(response, 200) and "/login" in response.url:
-                response.failure(f"login refused, still at {response.url}")
 
     # ------------------------------------------------------------------ browse
     @task(2)
