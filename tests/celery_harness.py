@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+import kombu.pools
 from django.conf import settings as django_settings
 from django.db import connection
 
@@ -51,6 +52,9 @@ def forget_broker_connections():
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
+    # kombu keeps its own registry of producer pools per connection; a closed pool left there fails the next send
+    # in this process ("Acquire on closed pool"), eager or not.
+    kombu.pools.reset()
     app.amqp._producer_pool = None
     app.control.mailbox.__dict__.pop("producer_pool", None)
 
