@@ -240,8 +240,15 @@ AXES_USERNAME_CALLABLE = "accounts.lockout.username_from_request"
 AXES_LOCKOUT_TEMPLATE = "account/locked.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 AXES_VERBOSE = False
+
+# The client's address behind our own proxies (nginx, an ingress): the TRUSTED_PROXY_COUNT-th X-Forwarded-For entry
+# from the right, REMOTE_ADDR with 0. Every per-client limit applies this one rule (deepmed/client_ip.py), else
+# everyone behind the proxy shares one limit; /metrics' allow-list alone keeps REMOTE_ADDR (deepmed/metrics.py).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "deepmed.client_ip.client_ip"
+RATELIMIT_IP_META_KEY = "deepmed.client_ip.client_ip"
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
 
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 RATELIMIT_VIEW = "accounts.views.ratelimited"
@@ -404,6 +411,9 @@ REST_FRAMEWORK = {
         "user": env.str("API_THROTTLE_USER", default="600/min"),
         "token": env.str("API_THROTTLE_TOKEN", default="20/min"),
     },
+    # Anonymous and token-endpoint throttles key on the client behind our proxies (TRUSTED_PROXY_COUNT). Unset,
+    # DRF would key on the whole X-Forwarded-For header, which a client varies to dodge the limit.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
@@ -482,6 +492,12 @@ for _entry in METRICS_ALLOWED_IPS:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS must list IP addresses or CIDRs, got {_entry!r}") from exc
 # django-otp's device admin, if ever registered, must not show secrets or backup codes.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# torch intra-op threads per process, applied by deepmed/torch_threads.py in gunicorn workers (unset: 1) and Celery
+# pool processes (unset: their share of the cores). Read here so that a bad value stops every process at start.
+TORCH_NUM_THREADS = (
+    env_int("TORCH_NUM_THREADS", 1, minimum=1) if env.str("TORCH_NUM_THREADS", default="").strip() else None
+)
 
 # --- tabular (datasets, profiling, cleaning, feature selection) ----------------------------
 # Fits run at once inside one training run (joblib processes); 1 keeps a shared worker machine responsive.

@@ -280,6 +280,7 @@ class ProdShape:
             "CSRF_TRUSTED_ORIGINS": self.base_url,
             "SITE_URL": self.base_url,
             "USE_X_FORWARDED_PROTO": "1",
+            "TRUSTED_PROXY_COUNT": "1",
             "LOG_FORMAT": "json",
             "VAR_DIR": str(self.root / "var"),
             "MEDIA_ROOT": str(self.media_root),
