@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
 from django.conf import settings
 from kombu import Exchange, Queue
@@ -41,6 +41,23 @@ app.autodiscover_tasks()
 # Their Celery signal receivers: task timings and failures (metrics), JSON logs with task and request ids (logging).
 from . import logging as _logging  # noqa: E402, F401
 from . import metrics as _metrics  # noqa: E402, F401
+from .torch_threads import apply_torch_threads, share_of_cores  # noqa: E402
+
+_pool_processes: int | None = None
+
+
+@signals.worker_init.connect
+def remember_pool_size(sender, **kwargs):
+    """The pool size, read in the main worker process before it forks the pool (the children inherit it)."""
+    global _pool_processes
+    _pool_processes = sender.concurrency if isinstance(sender.concurrency, int) else None
+
+
+@signals.worker_process_init.connect
+def limit_torch_threads(**kwargs):
+    """Each pool process gets TORCH_NUM_THREADS torch threads, else its share of the cores, so that the pool's
+    processes do not oversubscribe them (deepmed/torch_threads.py)."""
+    apply_torch_threads(default=share_of_cores(_pool_processes) if _pool_processes else None)
 
 
 @app.on_after_configure.connect

@@ -10,6 +10,7 @@ Everything that differs between deployments comes from the environment:
 | `WEB_CONCURRENCY` | `3` | Sync worker processes (about 2 per core; each holds one request at a time). |
 | `GUNICORN_TIMEOUT` | `120` | Seconds a worker may spend on one request before it is killed and replaced. |
 | `GUNICORN_MAX_REQUESTS` | `1000` | Requests before a worker is recycled (jittered): a slow leak stays bounded. |
+| `TORCH_NUM_THREADS` | `1` here | torch intra-op threads per worker (`post_fork`; README's settings table). |
 
 Sync workers are enough because nginx sits in front: it reads slow clients' headers and bodies completely before
 it passes a request on, so a gunicorn worker is only ever busy with a request that is ready to run.
@@ -49,6 +50,17 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Behind nginx only: the proxy is the one that says which scheme the client used (Django reads X-Forwarded-Proto).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 proc_name = "deepmed-web"
+
+
+def post_fork(server, worker):
+    """One torch thread per worker unless TORCH_NUM_THREADS says otherwise: the workers share the cores, and more
+    threads than cores only make every request slower (deepmed/torch_threads.py)."""
+    from deepmed.torch_threads import apply_torch_threads
+
+    try:
+        apply_torch_threads(default=1)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def child_exit(server, worker):

@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .chunking import split_sentences
-from .embedding import Embedder, ModelUnavailable
+from .embedding import Embedder, ModelUnavailable, TextEncoder, sentence_cache
 from .lexical import tokenize
 from .safety import SYSTEM_PROMPT
 
@@ -143,14 +143,24 @@ class ExtractiveGenerator:
 
     name = "extractive"
 
-    def __init__(self, embedder: Embedder | None = None, max_sentences: int = 3, min_chars: int = 25) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | TextEncoder | None = None,
+        max_sentences: int = 3,
+        min_chars: int = 25,
+        cache_sentences: bool = True,
+    ) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
         self.min_chars = min_chars
+        self.cache_sentences = cache_sentences
+        # The same popular passages come back message after message: their sentences are encoded once per process
+        # (shared by every generator on this embedder), and only the new ones, with the question, in one batch.
+        self._encoder = sentence_cache(embedder) if embedder is not None and cache_sentences else embedder
 
     def _scores(self, question: str, sentences: list[str]) -> np.ndarray:
-        if self.embedder is not None:
-            vectors = self.embedder.encode([question, *sentences])
+        if self._encoder is not None:
+            vectors = self._encoder.encode([question, *sentences])
             return vectors[1:] @ vectors[0]
         # Without an embedder: the share of the question's terms that a sentence contains.
         question_terms = set(tokenize(question))
