@@ -8,10 +8,17 @@ from allauth.core import context as allauth_context
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 
+from deepmed.client_ip import client_ip
+
 PLATFORM_NAME = "DeepMed"
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def get_client_ip(self, request):
+        # The platform's one rule (TRUSTED_PROXY_COUNT), so allauth's limits key on the same address as axes,
+        # django-ratelimit and DRF, and fall back to REMOTE_ADDR the same way.
+        return client_ip(request) or super().get_client_ip(request)
+
     def pre_authenticate(self, request, **credentials):
         # allauth's own failed-login limiter runs before authenticate() and would answer a locked account with
         # a vague form error; checking axes first shows the plain "locked for 30 minutes" page instead.

@@ -4,6 +4,7 @@ import logging
 
 from django.db import models
 
+from deepmed.client_ip import client_ip as trusted_client_ip
 from deepmed.logging import request_id_var
 
 from .models import AuditEvent
@@ -12,9 +13,10 @@ logger = logging.getLogger("deepmed.audit")
 
 
 def client_ip(request) -> str | None:
+    """The client's address by the platform's one rule (TRUSTED_PROXY_COUNT): behind nginx, not nginx's own."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    return trusted_client_ip(request) or None
 
 
 def audit_record(

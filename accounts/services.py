@@ -23,6 +23,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from deepmed.client_ip import client_ip
 from deepmed.exceptions import ApplicationError
 
 from .api.authentication import AUTH_TIME_CLAIM
@@ -105,7 +106,7 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
         _token_otp_check(request=request, email=email, user=user, otp=otp)
 
     if axes_settings.AXES_RESET_ON_SUCCESS:
-        axes_reset(ip=getattr(request, "axes_ip_address", None) or request.META.get("REMOTE_ADDR"), username=email)
+        axes_reset(ip=getattr(request, "axes_ip_address", None) or client_ip(request), username=email)
     if jwt_settings.UPDATE_LAST_LOGIN:
         update_last_login(None, user)
     tokens = token_pair_issue(user=user)

@@ -218,3 +218,13 @@ def test_a_forwarded_address_never_opens_metrics_even_behind_trusted_proxies(cli
 
     assert client.get("/metrics", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="10.20.3.4").status_code == 404
     assert client.get("/metrics", REMOTE_ADDR="10.20.3.4", HTTP_X_FORWARDED_FOR=CLIENT_A).status_code == 200
+
+
+def test_the_audit_log_records_the_real_clients_address(api_client, settings, alice, password):
+    from accounts.models import AuditEvent
+
+    behind_proxies(settings, 1)
+    assert obtain_token(api_client, alice.email, password, f"203.0.113.50, {CLIENT_A}").status_code == 200
+
+    event = AuditEvent.objects.filter(actor=alice).latest("pk")
+    assert event.ip_address == CLIENT_A
