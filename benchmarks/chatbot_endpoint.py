@@ -7,6 +7,16 @@ Backends: extractive; http against a stub OpenAI-compatible server on 127.0.0.1 
 --stub-delay-ms, so the figure is the endpoint's own overhead plus the simulated model); local SmolLM2 only with
 --local (minutes on a CPU). The baseline printed first is knowledge_search alone (the retrieval every backend
 shares), so what each backend adds on top is visible in the same run.
+
+Then the extractive generator's sentence vector cache (chatbot/rag/embedding.py), cold and warm, beside the bare
+library: SentenceTransformer.encode of the same question + passage sentences the generator scores. "cold" empties
+the cache before the message, which is what every message cost before the cache; "warm" asks the same question
+again (every text a hit): a new question about popular passages costs warm + "encode the question alone".
+--torch-threads N sets torch's intra-op threads first (deepmed/torch_threads.py; gunicorn workers use 1).
+
+Measured on the 2-core shared machine (load average ~1-2), guide + 50 ICD-10-CM categories, 6 questions x 3 rounds:
+before the cache, /chat/message extractive p50 753 ms / p95 2429 ms (torch's default 2 threads); figures with the
+cache are in the report of the change that added it (git log benchmarks/chatbot_endpoint.py).
 """
 
 from __future__ import annotations
@@ -83,7 +93,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="times each question is asked per backend")
     parser.add_argument("--stub-delay-ms", type=float, default=0.0, help="simulated model time of the http stub")
     parser.add_argument("--local", action="store_true", help="also time the local SmolLM2 generator (slow)")
+    parser.add_argument("--torch-threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = parser.parse_args()
+    if args.torch_threads:
+        os.environ["TORCH_NUM_THREADS"] = str(args.torch_threads)
 
     workdir = Path(tempfile.mkdtemp(prefix="deepmed-chat-bench-"))
     os.environ.update(
@@ -98,7 +111,13 @@ def main() -> None:
     import django
 
     django.setup()
+    import torch
     from django.conf import settings
+
+    from deepmed.torch_threads import apply_torch_threads
+
+    apply_torch_threads(default=None)
+    print(f"torch intra-op threads: {torch.get_num_threads()}; load average {os.getloadavg()[0]:.2f}")
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.test import APIClient
@@ -162,6 +181,73 @@ def main() -> None:
             f"answered by {','.join(sorted(used))}, fell back {fell_back}x"
         )
     server.shutdown()
+    sentence_cache_section(client, user, args.rounds)
+
+
+def sentence_cache_section(client, user, rounds: int) -> None:
+    """The extractive answer with the sentence cache emptied before each message (cold) and kept (warm), beside
+    SentenceTransformer.encode of the same texts."""
+    from django.conf import settings
+
+    from chatbot import generation, services
+    from chatbot.rag.chunking import split_sentences
+    from chatbot.rag.embedding import sentence_cache
+
+    settings.CHAT_GENERATOR = "extractive"
+    generation.reset_generators()
+    embedder = services.embedder_get()
+    cache = sentence_cache(embedder)
+    conversation_id = client.post("/chat/start", {}, format="json").json()["conversation_id"]
+
+    def ask(question: str) -> float:
+        began = time.perf_counter()
+        response = client.post(
+            "/chat/message", {"conversation_id": conversation_id, "message": question}, format="json"
+        )
+        elapsed = time.perf_counter() - began
+        if response.status_code != 200:
+            raise SystemExit(f"extractive: HTTP {response.status_code} {response.content[:300]!r}")
+        return elapsed
+
+    # The texts the generator scores for each question: the question and the retrieved passages' sentences.
+    texts = {}
+    for question in QUESTIONS:
+        passages = services.knowledge_search(user=user, query=question)
+        sentences = [
+            sentence for passage in passages for sentence in split_sentences(passage.text) if len(sentence) >= 25
+        ]
+        texts[question] = [question, *sentences]
+    # Interleaved per question, so that the shared machine's load weighs on every row alike.
+    bare, bare_question, cold, warm = [], [], [], []
+    hits = misses = 0
+    for _ in range(rounds):
+        for question in QUESTIONS:
+            began = time.perf_counter()
+            embedder.model.encode(
+                texts[question],
+                batch_size=64,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            bare.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            embedder.model.encode([question], normalize_embeddings=True, show_progress_bar=False)
+            bare_question.append(time.perf_counter() - began)
+            cache.clear()
+            cold.append(ask(question))
+            hits_before, misses_before = cache.hits, cache.misses
+            warm.append(ask(question))
+            hits, misses = hits + cache.hits - hits_before, misses + cache.misses - misses_before
+    sentences = np.mean([len(value) - 1 for value in texts.values()])
+    print(f"sentences scored per answer: {sentences:.0f} (mean over the {len(QUESTIONS)} questions)")
+    print(f"{'bare: SentenceTransformer.encode':38s} n={len(bare):3d}  {percentiles(bare)}   (question + sentences)")
+    print(f"{'bare: encode the question alone':38s} n={len(bare_question):3d}  {percentiles(bare_question)}")
+    print(f"{'/chat/message extractive, cache cold':38s} n={len(cold):3d}  {percentiles(cold)}")
+    print(
+        f"{'/chat/message extractive, cache warm':38s} n={len(warm):3d}  {percentiles(warm)}   "
+        f"cache hits {hits}, misses {misses} (a new question adds one miss: the row above)"
+    )
 
 
 if __name__ == "__main__":

@@ -155,7 +155,8 @@ class ExtractiveGenerator:
         self.min_chars = min_chars
         self.cache_sentences = cache_sentences
         # The same popular passages come back message after message: their sentences are encoded once per process
-        # (shared by every generator on this embedder), and only the new ones, with the question, in one batch.
+        # (one cache per embedder, shared by every generator on it); only texts not seen before (a new question,
+        # a new passage's sentences) are encoded, in one batch.
         self._encoder = sentence_cache(embedder) if embedder is not None and cache_sentences else embedder
 
     def _scores(self, question: str, sentences: list[str]) -> np.ndarray:
