@@ -7,6 +7,7 @@ separate, as in production. `running_worker` always stops the process (killing i
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,6 +61,40 @@ def forget_broker_connections():
 
 
 @contextlib.contextmanager
+def celery_conf(**values):
+    """Set Celery app settings for a block, then undo exactly that.
+
+    app.conf reads the Django settings live, but a key assigned on it is kept in its `changes` layer and shadows
+    the settings from then on: restoring by assignment would pin today's value (eager, say) for every later test in
+    the process. So a key that was not overridden before is removed again, not re-assigned.
+    """
+    missing = object()
+    before = {key: app.conf.changes.get(key, missing) for key in values}
+    for key, value in values.items():
+        app.conf[key] = value
+    forget_broker_connections()
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is missing:
+                app.conf.changes.pop(key, None)
+            else:
+                app.conf.changes[key] = value
+        forget_broker_connections()
+
+
+@contextlib.contextmanager
+def unreachable_broker():
+    """Not eager, and the broker a Redis port nobody listens on: what a Redis outage looks like to the web."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with celery_conf(broker_url=f"redis://127.0.0.1:{port}/0", broker_transport_options={}, task_always_eager=False):
+        yield
+
+
+@contextlib.contextmanager
 def use_broker_folders(root: Path):
     """Point this process's Celery app at filesystem broker folders under `root`, shared with the worker only."""
     broker = root / "broker"
@@ -73,16 +108,8 @@ def use_broker_folders(root: Path):
     }
     for key in ("data_folder_in", "control_folder", "processed_folder"):
         Path(options[key]).mkdir(parents=True, exist_ok=True)
-    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options")}
-    app.conf.broker_url = "filesystem://localhost/"
-    app.conf.broker_transport_options = options
-    forget_broker_connections()
-    try:
+    with celery_conf(broker_url="filesystem://localhost/", broker_transport_options=options):
         yield root
-    finally:
-        for key, value in saved.items():
-            app.conf[key] = value
-        forget_broker_connections()
 
 
 @contextlib.contextmanager

@@ -1,10 +1,8 @@
 """Knowledge-base ingestion the broker refuses: a 503 (or a form error, or a command error), and a failed document
 that says what to do, never one left "queued" for the staff page to poll for ever."""
 
-import socket
 from unittest import mock
 
-import kombu.pools
 import pytest
 from django.core.management import CommandError, call_command
 from kombu.exceptions import OperationalError
@@ -12,8 +10,8 @@ from kombu.exceptions import OperationalError
 from chatbot import services
 from chatbot.models import KnowledgeChunk, KnowledgeDocument
 from chatbot.tasks import knowledge_base_load, knowledge_document_ingest
-from deepmed.celery import app
 from deepmed.jobs import BrokerUnavailable
+from tests import celery_harness
 
 # transaction=True: the document commits inside the request, so its on-commit send fails there, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,40 +19,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REFUSED = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
 
-def fresh_broker_pools():
-    """Drop every cached broker pool, so the broker settings in force get new ones. kombu keeps its pools in a
-    process-wide registry keyed by the broker URL, and a pool another test closed would otherwise be handed back
-    ("Acquire on closed pool")."""
-    kombu.pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-    app.control.mailbox.__dict__.pop("producer_pool", None)
-
-
-@pytest.fixture(autouse=True)
-def _own_broker_pools():
-    fresh_broker_pools()
-    yield
-    fresh_broker_pools()
-
-
 @pytest.fixture
 def unreachable_broker():
-    """The Celery app, not eager, pointed at a Redis port nobody listens on: what a Redis outage looks like."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options", "task_always_eager")}
-    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-    app.conf.broker_transport_options = {}
-    app.conf.task_always_eager = False
-    fresh_broker_pools()
-    try:
+    with celery_harness.unreachable_broker():
         yield
-    finally:
-        for key, value in saved.items():
-            app.conf[key] = value
-        fresh_broker_pools()
 
 
 def test_when_redis_is_unreachable_adding_a_document_is_a_503_and_the_document_is_failed(bob_api, unreachable_broker):

@@ -1,15 +1,13 @@
 """An augmentation the broker refuses: a 503 the client can retry, and a failed job, never one stuck "queued"."""
 
-import socket
 from unittest import mock
 
-import kombu.pools
 import pytest
 from kombu.exceptions import OperationalError
 
-from deepmed.celery import app
 from imaging.models import AugmentationJob
 from imaging.tasks import augment_images
+from tests import celery_harness
 
 from .conftest import shapes_entries, upload, zip_bytes
 
@@ -17,40 +15,10 @@ from .conftest import shapes_entries, upload, zip_bytes
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def fresh_broker_pools():
-    """Drop every cached broker pool, so the broker settings in force get new ones. kombu keeps its pools in a
-    process-wide registry keyed by the broker URL, and a pool another test closed would otherwise be handed back
-    ("Acquire on closed pool")."""
-    kombu.pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-    app.control.mailbox.__dict__.pop("producer_pool", None)
-
-
-@pytest.fixture(autouse=True)
-def _own_broker_pools():
-    fresh_broker_pools()
-    yield
-    fresh_broker_pools()
-
-
 @pytest.fixture
 def unreachable_broker():
-    """The Celery app, not eager, pointed at a Redis port nobody listens on: what a Redis outage looks like."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    saved = {key: app.conf[key] for key in ("broker_url", "broker_transport_options", "task_always_eager")}
-    app.conf.broker_url = f"redis://127.0.0.1:{port}/0"
-    app.conf.broker_transport_options = {}
-    app.conf.task_always_eager = False
-    fresh_broker_pools()
-    try:
+    with celery_harness.unreachable_broker():
         yield
-    finally:
-        for key, value in saved.items():
-            app.conf[key] = value
-        fresh_broker_pools()
 
 
 def augment(client):
