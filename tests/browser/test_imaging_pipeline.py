@@ -5,6 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from imaging.tests.conftest import shapes_entries, zip_bytes
+from tests.browser.waiting import wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -79,8 +80,9 @@ def test_compose_validate_run_and_inspect_a_pipeline(page, page_problems, alice,
     expect(thumbnails.first).to_be_visible()
     expect(builder.get_by_role("img", name="Step 1 output circle/").first).to_be_visible()
     expect(builder.get_by_role("img", name="Step 2 output square/")).to_have_count(3)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.pipeline-thumbs img')].every(i => i.complete && i.naturalWidth > 0)"
+    wait_for_js(
+        page,
+        "() => [...document.querySelectorAll('.pipeline-thumbs img')].every(i => i.complete && i.naturalWidth > 0)",
     )
     assert thumbnails.count() == 12  # 3 per class in each image step
     link = builder.get_by_role("link", name="Open it in My models")

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from tests.browser.waiting import wait_for_js
+
 pytestmark = pytest.mark.browser
 
 EMAIL = "rita.registrar@example.org"
@@ -61,7 +63,7 @@ def test_upload_profile_edit_plan_apply_and_read_the_report(page, page_problems,
     flags = page.locator("ul.flag-list")
     assert flags.locator('li[data-column="patient_name"] [data-flag="personal_data"]').is_visible()
     assert flags.locator('li[data-column="mrn"] [data-flag="identifier"]').is_visible()
-    page.wait_for_function("document.querySelectorAll('canvas[data-histogram]').length > 0")
+    wait_for_js(page, "document.querySelectorAll('canvas[data-histogram]').length > 0")
 
     page.get_by_role("link", name="Ward 3 export").click()
     page.get_by_label("Outcome column", exact=True).select_option("outcome")

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 from modelhub.models import TrainingRun
 from tabular.tests.conftest import upload_file
 from tabular.tests.test_training_service import tiny_breast_cancer_csv
+from tests.browser.waiting import wait_for_js
 
 pytestmark = pytest.mark.browser
 
@@ -44,8 +45,8 @@ def test_start_a_run_in_the_browser_and_read_the_leaderboard(signed_in_page, pag
     for chart in ("roc-chart", "pr-chart", "calibration-chart"):
         # Chart.js registers every chart it drew on its canvas.
         # Wait for it: the charts are drawn after the page's scripts load, and a finishing run reloads the page.
-        tab.wait_for_function(
-            f"!!window.Chart && !!window.Chart.getChart(document.getElementById('{chart}'))", timeout=15_000
+        wait_for_js(
+            tab, f"!!window.Chart && !!window.Chart.getChart(document.getElementById('{chart}'))", timeout_ms=15_000
         )
     assert TrainingRun.objects.get().status == TrainingRun.Status.SUCCEEDED
     assert page_problems.console_errors == [] and page_problems.page_errors == []
