@@ -14,9 +14,15 @@ the cache before the message, which is what every message cost before the cache;
 again (every text a hit): a new question about popular passages costs warm + "encode the question alone".
 --torch-threads N sets torch's intra-op threads first (deepmed/torch_threads.py; gunicorn workers use 1).
 
-Measured on the 2-core shared machine (load average ~1-2), guide + 50 ICD-10-CM categories, 6 questions x 3 rounds:
-before the cache, /chat/message extractive p50 753 ms / p95 2429 ms (torch's default 2 threads); figures with the
-cache are in the report of the change that added it (git log benchmarks/chatbot_endpoint.py).
+Measured on the 2-core machine shared with other work (load average 2.2-4.4), guide + 50 ICD-10-CM categories, 18
+sentences scored per answer, --rounds 4 (p50 / p95 ms):
+
+    torch threads              bare encode   question alone   cache cold    cache warm
+    2 (torch's default)        1108 / 1977       472 / 504    1654 / 2211    496 / 668
+    1 (TORCH_NUM_THREADS=1)     582 /  966        10 /  20     535 / 1029     26 /  44
+
+Cold is what every message cost before the cache (the code before it: p50 222 ms at load ~2.5, 753 ms at a busier
+moment). Two OpenMP threads on two busy cores wait for each other: even one short question took ~470 ms.
 """
 
 from __future__ import annotations
