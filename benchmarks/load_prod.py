@@ -20,13 +20,17 @@ What it does:
   Locust process, and cross-checked against nginx's access log), the total throughput and the load average; keeps
   Locust's CSVs in var/load/ and exits 1 on any 5xx (2 when the harness itself failed). The shape is always stopped.
 
-Measured on this machine (2 cores shared with other engineers' tests; 1-minute load average 5.4 at the start, mean
-6.8, max 8.0 during the run), defaults (50 users, 10/s spawn, 120 s, 5 accounts), 3 gunicorn sync workers:
-557 requests, 4.6 req/s, 0 failures, 0 5xx (Locust and nginx agree). Client-side p50/p95/p99: 8.2/17/19 s over
-all routes; chat/message 13/19/22 s; predict 8.7/16/19 s; the browse routes 7-8.5/16-17/16-19 s. Those are queueing:
-Django's own durations (its access log) are p50 20-30 ms for the browse routes, 136 ms for predict, 630 ms for a
-JWT (the password hash) and 3.6 s (p95 6.3 s) for chat/message, which took 74% of the workers' busy time
-(the extractive generator embeds every sentence of the retrieved chunks per question). Chat bounds the throughput.
+Measured on this machine (2 cores shared with other engineers' tests), defaults (50 users, 10/s spawn, 120 s,
+5 accounts), 3 gunicorn sync workers:
+
+- First run (load average 5.4-8.0): 557 requests, 4.6 req/s, 0 failures, 0 5xx. Client p50/p95/p99 8.2/17/19 s,
+  all queueing behind chat/message, which took 3.6 s (p95 6.3 s) inside Django and 74% of the workers' busy time:
+  the extractive generator embedded every retrieved sentence per question, with 2 torch threads per web worker.
+- After the sentence-vector cache (chatbot/rag/embedding.py) and one torch thread per web worker
+  (TORCH_NUM_THREADS, deepmed/torch_threads.py), load average 4.1-4.6: 2,641 requests, 22.1 req/s, 0 failures,
+  0 5xx (Locust and nginx agree). Client p50/p95/p99 55/1300/7900 ms over all routes; chat/message 80/1200/6000 ms
+  (71/202/1706 ms inside Django; the slow tail is the first messages while caches are cold); predict 96/790/4200 ms;
+  browse routes p50 21-26 ms; token p50 1.3 s (the password hash, by design).
 """
 
 from __future__ import annotations
