@@ -186,7 +186,7 @@ def _dataset_records(dataset: ImageDataset) -> list[ImageRecord]:
     ]
 
 
-def _dataset_summary(dataset: ImageDataset) -> dict:
+def image_dataset_summary(dataset: ImageDataset) -> dict:
     """What the model report shows about the training images, copied into the model's metrics at training time.
 
     A copy, not a reference: the dataset may be deleted later (by its owner or by retention) while the model stays.
@@ -379,7 +379,7 @@ def image_training_execute(*, run_id: int) -> None:
             "train_images": len(train),
             "val_images": len(val),
             "stopped": bool(trainer.stopped_),
-            "dataset": _dataset_summary(dataset),
+            "dataset": image_dataset_summary(dataset),
         }
         model = TrainingModel.objects.create(
             user_id=run.user_id,
@@ -541,7 +541,7 @@ def anomaly_training_execute(*, run_id: int) -> None:
             "detectors": list(ANOMALY_DETECTOR_LABELS) if detector.enhanced else ["reconstruction"],
             "score_method": detector.score_method,
             "stopped": bool(detector.stopped_),
-            "dataset": _dataset_summary(dataset),
+            "dataset": image_dataset_summary(dataset),
         }
         model = TrainingModel.objects.create(
             user_id=run.user_id,

@@ -224,26 +224,14 @@ def _dataset_checks(model) -> dict[str, Any] | None:
     run = model.run
     if not run.dataset_id or not run.dataset_id.isdigit():
         return None
-    from imaging.models import ImageDataset  # imaging depends on modelhub, not the reverse at import time
+    # imaging depends on modelhub, not the reverse at import time
+    from imaging.models import ImageDataset
+    from imaging.services import image_dataset_summary
 
     dataset = ImageDataset.objects.filter(pk=int(run.dataset_id), owner_id=model.user_id).first()
     if dataset is None:
         return None
-    report = dataset.report or {}
-    return {
-        "id": dataset.id,
-        "name": dataset.name,
-        "n_images": dataset.n_images,
-        "class_counts": dict(dataset.class_counts or {}),
-        "has_provided_split": bool(report.get("has_provided_split")),
-        "split_counts": report.get("split_counts"),
-        "skipped": list(report.get("skipped") or []),
-        "duplicates": list(report.get("duplicates") or []),
-        "conversions": len(report.get("conversions") or []),
-        "patient_leakage": len(report.get("patient_leakage") or []),
-        "warnings": list(report.get("warnings") or []),
-        "source": "read from the stored dataset",
-    }
+    return {**image_dataset_summary(dataset), "source": "read from the stored dataset"}
 
 
 def _image_confusion(metrics: dict[str, Any], class_names: list[str]) -> dict[str, Any] | None:
