@@ -4,6 +4,7 @@ and sees its heatmap; the anomaly and augmentation pages load cleanly."""
 import pytest
 
 from imaging.tests.conftest import shapes_entries, zip_bytes
+from tests.browser.clinicians import log_in, verified_clinician
 
 pytestmark = pytest.mark.browser
 
@@ -13,23 +14,15 @@ PASSWORD = "a-long-radiology-password-2024"  # noqa: S105
 
 @pytest.fixture
 def clinician(django_user_model, settings, tmp_path):
-    from allauth.account.models import EmailAddress
-
     settings.MEDIA_ROOT = tmp_path / "media"
-    user = django_user_model.objects.create_user(email=EMAIL, password=PASSWORD, first_name="Inés")
-    EmailAddress.objects.create(user=user, email=EMAIL, verified=True, primary=True)
-    return user
+    return verified_clinician(django_user_model, email=EMAIL, password=PASSWORD, first_name="Inés")
 
 
 def test_train_a_classifier_read_the_results_and_classify_an_image(page, page_problems, clinician):
     import torch
 
     torch.set_num_threads(1)
-    page.goto("/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.locator("main").get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard")
+    log_in(page, email=EMAIL, password=PASSWORD)
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Images").click()
     page.wait_for_url("**/pipeline")

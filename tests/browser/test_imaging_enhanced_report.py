@@ -4,6 +4,7 @@ detector's printable report (histogram and training curve drawn server-side) fro
 import pytest
 
 from imaging.tests.conftest import shapes_entries, zip_bytes
+from tests.browser.clinicians import log_in, verified_clinician
 
 pytestmark = pytest.mark.browser
 
@@ -13,23 +14,15 @@ PASSWORD = "a-long-pathology-password-2024"  # noqa: S105
 
 @pytest.fixture
 def clinician(django_user_model, settings, tmp_path):
-    from allauth.account.models import EmailAddress
-
     settings.MEDIA_ROOT = tmp_path / "media"
-    user = django_user_model.objects.create_user(email=EMAIL, password=PASSWORD, first_name="Omar")
-    EmailAddress.objects.create(user=user, email=EMAIL, verified=True, primary=True)
-    return user
+    return verified_clinician(django_user_model, email=EMAIL, password=PASSWORD, first_name="Omar")
 
 
 def test_train_an_enhanced_detector_score_an_image_and_read_its_report(page, page_problems, clinician):
     import torch
 
     torch.set_num_threads(1)
-    page.goto("/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.locator("main").get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard")
+    log_in(page, email=EMAIL, password=PASSWORD)
 
     page.goto("/anomaly_detection")
     normal = {name.split("/")[-1]: data for name, data in shapes_entries(shapes=("circle",), per_class=12).items()}
