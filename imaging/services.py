@@ -207,6 +207,17 @@ def image_dataset_summary(dataset: ImageDataset) -> dict:
     }
 
 
+def _delete_with_folder(*, row, request, user, details: dict) -> None:
+    """Audit the deletion, delete the row (an image dataset or an augmentation), and its folder once that commits."""
+    from accounts.audit import audit_record
+    from accounts.models import AuditEvent
+
+    audit_record(action=AuditEvent.Action.DELETED, request=request, actor=user, target=row, details=details)
+    folder, owner_id = row.folder, row.owner_id
+    row.delete()
+    _remove_folder_after_commit(name=folder, owner_id=owner_id)
+
+
 def _remove_folder_after_commit(*, name: str, owner_id: int) -> None:
     """Remove a stored folder once the row naming it is gone for good (a rollback keeps both)."""
     path = resolve_media_path(name, owner_id=owner_id) if name else None
@@ -223,9 +234,6 @@ def image_dataset_delete(*, user, dataset_id: int, request=None) -> None:
     Finished runs and their models stay: a model's artefact does not need the images, and its report keeps the
     dataset checks recorded at training time.
     """
-    from accounts.audit import audit_record
-    from accounts.models import AuditEvent
-
     with transaction.atomic():
         dataset = ImageDataset.objects.select_for_update().filter(owner=user, id=dataset_id).first()
         if dataset is None:
@@ -247,16 +255,12 @@ def image_dataset_delete(*, user, dataset_id: int, request=None) -> None:
                 status_code=409,
                 extra={"runs": active},
             )
-        audit_record(
-            action=AuditEvent.Action.DELETED,
+        _delete_with_folder(
+            row=dataset,
             request=request,
-            actor=user,
-            target=dataset,
+            user=user,
             details={"kind": "image_dataset", "n_images": dataset.n_images, "purpose": dataset.purpose},
         )
-        folder, owner_id = dataset.folder, dataset.owner_id
-        dataset.delete()
-        _remove_folder_after_commit(name=folder, owner_id=owner_id)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -729,9 +733,6 @@ def augmentation_result_path(*, job: AugmentationJob) -> Path:
 
 def augmentation_job_delete(*, user, job_id: int, request=None) -> None:
     """Delete one of the user's augmentations with its result ZIP; refused (409) while it is queued or running."""
-    from accounts.audit import audit_record
-    from accounts.models import AuditEvent
-
     with transaction.atomic():
         job = AugmentationJob.objects.select_for_update().filter(owner=user, id=job_id).first()
         if job is None:
@@ -742,16 +743,12 @@ def augmentation_job_delete(*, user, job_id: int, request=None) -> None:
                 code="augmentation_running",
                 status_code=409,
             )
-        audit_record(
-            action=AuditEvent.Action.DELETED,
+        _delete_with_folder(
+            row=job,
             request=request,
-            actor=user,
-            target=job,
+            user=user,
             details={"kind": "augmentation", "status": job.status, "preset": job.preset},
         )
-        folder, owner_id = job.folder, job.owner_id
-        job.delete()
-        _remove_folder_after_commit(name=folder, owner_id=owner_id)
 
 
 def augmentation_preview(*, files, preset: str, n: int = 6) -> str:
