@@ -28,9 +28,11 @@ def _redirect_with_message(request, url: str, text: str) -> HttpResponseRedirect
 class MFAEnforcementMiddleware:
     """Keeps a password-only session away from everything but the OTP step when the user has two-factor on.
 
-    Runs after django_otp's OTPMiddleware (which adds `request.user.is_verified()`) and sees only the session
-    user: requests carrying `Authorization: Bearer` are left to DRF's JWT authentication, whose token endpoint
-    already demanded the code.
+    Runs after django_otp's OTPMiddleware (which adds `request.user.is_verified()`) and judges a request by its
+    session alone, whatever headers it carries: plain Django views (the admin, /profile/mfa/disable) never read
+    `Authorization`, so a Bearer header proves nothing to them. A request with only a Bearer token has no session
+    user here (JWT is not a Django authentication backend, so `request.user` is anonymous) and passes; DRF's JWT
+    authentication then refuses a token issued without a code for a user who has an authenticator app.
     """
 
     def __init__(self, get_response):
@@ -56,8 +58,6 @@ class MFAEnforcementMiddleware:
     def _enforce(self, request):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
-            return None
-        if request.headers.get("Authorization", "").startswith("Bearer "):
             return None
         path = request.path_info
         if self._is_exempt(path) or user.is_verified():

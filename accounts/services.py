@@ -26,7 +26,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from deepmed.client_ip import client_ip
 from deepmed.exceptions import ApplicationError
 
-from .api.authentication import AUTH_TIME_CLAIM
+from .api.authentication import AUTH_TIME_CLAIM, OTP_CLAIM
 from .audit import audit_record
 from .mfa import MFAError, mfa_match_code, user_has_confirmed_mfa
 from .models import AuditEvent, User
@@ -76,10 +76,16 @@ def _token_failed(*, request, email: str, reason: str, user=None) -> None:
     )
 
 
-def token_pair_issue(*, user: User) -> dict[str, str]:
-    """A new refresh token (recorded as outstanding, so it can be blacklisted) and its access token."""
+def token_pair_issue(*, user: User, otp_verified: bool = False) -> dict[str, str]:
+    """A new refresh token (recorded as outstanding, so it can be blacklisted) and its access token.
+
+    `otp_verified`: the caller accepted the user's two-factor code; only such tokens carry OTP_CLAIM, which accounts
+    with an authenticator app and staff powers require.
+    """
     refresh = RefreshToken.for_user(user)
     refresh[AUTH_TIME_CLAIM] = timezone.now().timestamp()
+    if otp_verified:
+        refresh[OTP_CLAIM] = True
     # for_user stored the token text before the claim was added; keep the stored copy identical to what we hand out.
     OutstandingToken.objects.filter(jti=refresh[jwt_settings.JTI_CLAIM]).update(token=str(refresh))
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
@@ -109,7 +115,7 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
         axes_reset(ip=getattr(request, "axes_ip_address", None) or client_ip(request), username=email)
     if jwt_settings.UPDATE_LAST_LOGIN:
         update_last_login(None, user)
-    tokens = token_pair_issue(user=user)
+    tokens = token_pair_issue(user=user, otp_verified=uses_mfa)
     details = {"mfa": uses_mfa}
     audit_record(action=AuditEvent.Action.TOKEN_ISSUED, request=request, actor=user, target=user, details=details)
     return tokens

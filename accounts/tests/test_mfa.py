@@ -266,10 +266,16 @@ def test_unverified_session_gets_json_401_on_api_paths(client, alice, alice_code
         assert response.json()["code"] == "otp_required"
 
 
-def test_bearer_requests_are_left_to_jwt_authentication(client, alice, alice_codes, password):
+def test_bearer_only_requests_are_left_to_jwt_authentication(client, alice, alice_codes):
+    response = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer not-a-real-token")
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_not_valid"
+
+
+def test_a_bearer_header_does_not_release_a_password_only_session(client, alice, alice_codes, password):
     password_login(client, alice, password)
     response = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Bearer not-a-real-token")
-    assert response.status_code != 401 or response.json().get("code") != "otp_required"
+    assert response.json()["code"] == "otp_required"
 
 
 # --- staff and the admin --------------------------------------------------------------------------------------
