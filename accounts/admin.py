@@ -1,6 +1,8 @@
 """Admin for users (with their two-factor devices and lockouts), the read-only audit log and axes lockouts.
 
-Groups stay Django's own and serve as roles.
+Groups stay Django's own and serve as roles. Only superusers grant roles: for everyone else the fields that
+confer powers are read-only and refused on save, and superusers' own accounts are read-only, since changing
+their e-mail or password would be a takeover.
 """
 
 from axes.admin import AccessAttemptAdmin
@@ -8,6 +10,7 @@ from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -21,6 +24,9 @@ from .models import AuditEvent, User
 
 # The device admins of django-otp show TOTP secrets and backup codes to every staff member; devices are
 # managed from the user page below instead, without their secrets.
+# The fields that confer powers: a staff member who could change them could make themselves superuser.
+ROLE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
 for _model in (TOTPDevice, StaticDevice):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
@@ -105,6 +111,48 @@ class UserAdmin(DjangoUserAdmin):
     inlines = [TOTPDeviceInline, StaticDeviceInline]
     actions = ["reset_two_factor", "clear_lockouts"]
 
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [field for field in ROLE_FIELDS if field not in readonly]
+        return readonly
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        # The read-only fields are not on the form; this refuses a change that reached the model another way.
+        if not request.user.is_superuser:
+            stored = User.objects.filter(pk=obj.pk).values("is_staff", "is_superuser").first() if change else None
+            before = stored or {"is_staff": False, "is_superuser": False}
+            if obj.is_staff != before["is_staff"] or obj.is_superuser != before["is_superuser"]:
+                raise PermissionDenied("Only a superuser can change who is staff or superuser.")
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        if not request.user.is_superuser and {"groups", "user_permissions"} & set(form.changed_data):
+            raise PermissionDenied("Only a superuser can change a user's groups and permissions.")
+        super().save_related(request, form, formsets, change)
+
+    def _without_superusers(self, request, queryset):
+        """A non-superuser's two-factor reset skips superusers: with a superuser's password alone, whoever signs in
+        next could enrol their own authenticator app."""
+        if request.user.is_superuser:
+            return queryset
+        skipped = queryset.filter(is_superuser=True).count()
+        if skipped:
+            self.message_user(
+                request, f"Skipped {skipped} superuser account(s): only a superuser can change them.", messages.WARNING
+            )
+        return queryset.filter(is_superuser=False)
+
     def get_inlines(self, request, obj):
         # A user being created has no devices yet; they set up two-factor themselves from their profile.
         return self.inlines if obj is not None else []
@@ -136,6 +184,7 @@ class UserAdmin(DjangoUserAdmin):
         description="Reset two-factor login (lost phone): remove app and backup codes", permissions=["change"]
     )
     def reset_two_factor(self, request, queryset):
+        queryset = self._without_superusers(request, queryset)
         reset = sum(mfa_reset_by_staff(user=user, staff=request.user, request=request) for user in queryset)
         self.message_user(request, f"Two-factor login reset for {reset} user(s).", messages.SUCCESS)
 
