@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # django-prometheus times the whole stack: its "before" half first, its "after" half just before axes.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # X-Forwarded-For from anything but our proxies (TRUSTED_PROXY_IPS) is removed before anyone reads it.
+    "deepmed.client_ip.UntrustedForwardedForMiddleware",
     "deepmed.middleware.RequestIdMiddleware",
     # Allow-listed scrapers reach pods by IP, a Host outside ALLOWED_HOSTS: answered here, before host checks.
     "deepmed.metrics.ScraperMiddleware",
@@ -246,6 +248,16 @@ AXES_VERBOSE = False
 # from the right, REMOTE_ADDR with 0. Every per-client limit applies this one rule (deepmed/client_ip.py), else
 # everyone behind the proxy shares one limit; /metrics' allow-list alone keeps REMOTE_ADDR (deepmed/metrics.py).
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+# ...and only from a request whose REMOTE_ADDR is one of those proxies: anything else reaching gunicorn directly wrote
+# the whole header itself. CIDRs or addresses; the default is a proxy on this machine (nginx in `make test-prod`).
+TRUSTED_PROXY_IPS = []
+for _entry in env.list("TRUSTED_PROXY_IPS", default=["127.0.0.1", "::1"]):
+    if not _entry.strip():
+        continue
+    try:
+        TRUSTED_PROXY_IPS.append(str(ipaddress.ip_network(_entry.strip(), strict=False)))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXY_IPS must list IP addresses or CIDRs, got {_entry!r}") from exc
 AXES_CLIENT_IP_CALLABLE = "deepmed.client_ip.client_ip"
 RATELIMIT_IP_META_KEY = "deepmed.client_ip.client_ip"
 ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT

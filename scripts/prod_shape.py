@@ -281,6 +281,8 @@ class ProdShape:
             "SITE_URL": self.base_url,
             "USE_X_FORWARDED_PROTO": "1",
             "TRUSTED_PROXY_COUNT": "1",
+            # nginx reaches gunicorn from 127.0.0.1: the only peer whose X-Forwarded-For is believed.
+            "TRUSTED_PROXY_IPS": "127.0.0.1",
             "LOG_FORMAT": "json",
             "VAR_DIR": str(self.root / "var"),
             "MEDIA_ROOT": str(self.media_root),
