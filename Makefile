@@ -84,8 +84,8 @@ test-prod: venv
 	scripts/test_prod.sh
 
 check-deploy: venv
-	@# A throwaway key unless one is set: the check is about the settings, not about this key.
-	DEBUG=0 ALLOWED_HOSTS="$${ALLOWED_HOSTS:-deepmed.example.org}" \
+	@# A throwaway key and a placeholder mail server unless set: the check is about the settings, not about these.
+	DEBUG=0 ALLOWED_HOSTS="$${ALLOWED_HOSTS:-deepmed.example.org}" EMAIL_URL="$${EMAIL_URL:-smtp://localhost:25}" \
 	SECRET_KEY="$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')}" \
 	$(PY) manage.py check --deploy --fail-level WARNING
 

@@ -84,6 +84,7 @@ def app_environment(workdir: Path) -> dict[str, str]:
         CSRF_COOKIE_SECURE="0",
         SECURE_HSTS_SECONDS="0",
         CELERY_TASK_ALWAYS_EAGER="1",
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         VAR_DIR=str(workdir / "var"),
         MEDIA_ROOT=str(workdir / "media"),
         STATIC_ROOT=str(workdir / "static"),

@@ -308,7 +308,17 @@ EMAIL_URL = env.str("EMAIL_URL", default="")
 if EMAIL_URL:
     vars().update(env.email_url_config(EMAIL_URL))
 else:
-    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+    EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="")
+    if not EMAIL_BACKEND:
+        if not DEBUG:
+            # The console default would print password-reset links into the production logs.
+            raise ImproperlyConfigured(
+                "EMAIL_URL is required when DEBUG=0 (e.g. smtp+tls://user:password@smtp.example.org:587), so that "
+                "confirmation and password-reset e-mails reach people instead of the logs. To keep mail on this "
+                "machine on purpose, set EMAIL_BACKEND to django.core.mail.backends.filebased.EmailBackend "
+                "(or the console backend) instead."
+            )
+        EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
     EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
     EMAIL_PORT = env_int("EMAIL_PORT", 25)
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -14,6 +14,9 @@ os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "1")
 os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="deepmed-test-var-"))
 os.environ.setdefault("CACHE_URL", "locmemcache://")
+# Production settings refuse to start without a mail server unless a backend is chosen explicitly (also inherited
+# by the Celery worker processes the tests start).
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 
 from .settings import *  # noqa: E402, F403
 from .settings import DATABASES, STORAGES, VAR_DIR  # noqa: E402

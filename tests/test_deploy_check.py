@@ -16,6 +16,7 @@ def deploy_check(tmp_path, **extra_env):
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "deepmed.example.org",
+        "EMAIL_URL": "smtp+tls://deepmed:pw@smtp.example.org:587",
         "VAR_DIR": str(tmp_path),
         **extra_env,
     }

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Production settings need a mail server (tests/security/test_email_backend.py); these tests are about the rest.
+SMTP_URL = "smtp+tls://deepmed:pw@smtp.example.org:587"
 PROBE = """
 import json, sys
 try:
@@ -65,7 +67,9 @@ def test_it_reads_secret_key_from_a_file(tmp_path):
     secret_file = tmp_path / "secret"
     secret_file.write_text("a-key-from-a-docker-secret\n")
 
-    loaded = load_settings(tmp_path, DEBUG="0", SECRET_KEY_FILE=str(secret_file), ALLOWED_HOSTS="example.org")
+    loaded = load_settings(
+        tmp_path, DEBUG="0", SECRET_KEY_FILE=str(secret_file), ALLOWED_HOSTS="example.org", EMAIL_URL=SMTP_URL
+    )
 
     assert loaded["secret_key"] == "a-key-from-a-docker-secret"
 
@@ -172,7 +176,9 @@ def test_vector_database_url_adds_a_second_database(tmp_path):
 
 
 def test_production_defaults_are_secure(tmp_path):
-    loaded = load_settings(tmp_path, DEBUG="0", SECRET_KEY="x" * 60, ALLOWED_HOSTS="deepmed.example.org")
+    loaded = load_settings(
+        tmp_path, DEBUG="0", SECRET_KEY="x" * 60, ALLOWED_HOSTS="deepmed.example.org", EMAIL_URL=SMTP_URL
+    )
 
     assert loaded["session_cookie_secure"] is True
     assert loaded["csrf_cookie_secure"] is True
@@ -184,7 +190,12 @@ def test_production_defaults_are_secure(tmp_path):
 
 def test_production_secure_defaults_can_be_turned_off_behind_a_proxy(tmp_path):
     loaded = load_settings(
-        tmp_path, DEBUG="0", SECRET_KEY="x" * 60, SECURE_SSL_REDIRECT="0", CELERY_TASK_ALWAYS_EAGER="1"
+        tmp_path,
+        DEBUG="0",
+        SECRET_KEY="x" * 60,
+        SECURE_SSL_REDIRECT="0",
+        CELERY_TASK_ALWAYS_EAGER="1",
+        EMAIL_URL=SMTP_URL,
     )
 
     assert loaded["ssl_redirect"] is False
