@@ -196,7 +196,7 @@ def call(client, method: str, path: str):
 def test_every_object_route_is_in_the_matrix(db):
     routes = set(object_routes())
     unknown = sorted(routes - set(ROUTE_OBJECTS) - set(STAFF_ONLY))
-    assert not unknown, f"object routes without an entry in ROUTE_OBJECTS (add them, with the object they name): {unknown}"
+    assert not unknown, f"object routes missing from ROUTE_OBJECTS (add each with the object it names): {unknown}"
     gone = sorted(set(ROUTE_OBJECTS) - routes)
     assert not gone, f"routes in the matrix that no longer exist: {gone}"
 
