@@ -7,6 +7,8 @@ the same account+IP as the web and admin logins: five wrong passwords anywhere l
 import logging
 from importlib import import_module
 
+from allauth.account import app_settings as allauth_settings
+from allauth.account.utils import has_verified_email
 from axes.conf import settings as axes_settings
 from axes.helpers import get_cool_off
 from axes.utils import reset as axes_reset
@@ -95,7 +97,8 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
     """Check email, password and (when the user has an authenticator app) a code; return a token pair.
 
     `request` must be the object passed to authenticate(): django-axes marks it when the account+IP is locked.
-    Raises TokenRefused with code authentication_failed, otp_required, otp_invalid, otp_throttled or locked_out.
+    Raises TokenRefused with code authentication_failed, otp_required, otp_invalid, otp_throttled, locked_out or
+    email_unverified.
     """
     email = email.strip().lower()
     user = authenticate(request=request, email=email, password=password)
@@ -110,6 +113,7 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
     uses_mfa = user_has_confirmed_mfa(user)
     if uses_mfa:
         _token_otp_check(request=request, email=email, user=user, otp=otp)
+    _token_email_verified_check(request=request, email=email, user=user)
 
     if axes_settings.AXES_RESET_ON_SUCCESS:
         axes_reset(ip=getattr(request, "axes_ip_address", None) or client_ip(request), username=email)
@@ -119,6 +123,22 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
     details = {"mfa": uses_mfa}
     audit_record(action=AuditEvent.Action.TOKEN_ISSUED, request=request, actor=user, target=user, details=details)
     return tokens
+
+
+def _token_email_verified_check(*, request, email: str, user: User) -> None:
+    """While verification is mandatory, an unconfirmed address gets no tokens, as the web login lets it in nowhere.
+
+    Checked only after the password (and code) were right, so the answer tells nothing to someone without them.
+    """
+    mandatory = allauth_settings.EMAIL_VERIFICATION == allauth_settings.EmailVerificationMethod.MANDATORY
+    if not mandatory or has_verified_email(user):
+        return
+    _token_failed(request=request, email=email, reason="email_unverified", user=user)
+    raise TokenRefused(
+        f"Confirm your e-mail address first: open the link in the e-mail we sent to {user.email}. "
+        "Signing in on the website sends a new link if it was lost or has expired.",
+        code="email_unverified",
+    )
 
 
 def _token_otp_check(*, request, email: str, user: User, otp: str | None) -> None:
