@@ -13,6 +13,7 @@ import math
 import threading
 import zipfile
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ import joblib
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
+from django.db.models.functions import Coalesce
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -121,26 +123,79 @@ def _metric_value(model: TrainingModel, metric: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-def model_select(*, user, model_name: str, metric: str, request=None) -> TrainingModel:
-    """Select the user's best `model_name` by `metric` (lowest for Brier), un-selecting the previous selection.
+@dataclass(frozen=True)
+class SelectionChoice:
+    """What a selection would pick: the model, the run it is chosen within, and the metric it is ranked by."""
 
-    The previous selection is of the same kind (tabular / image), so selecting a tabular model never drops an
-    image model. Audited as MODEL_SELECTED with the previous and new ids.
-    """
+    model: TrainingModel
+    run: TrainingRun
+    metric: str
+    metric_value: float | None
+
+
+def _checked_metric(metric: str) -> str:
     if metric not in SELECTABLE_METRICS:
         raise ApplicationError(
             f"Unknown metric {metric!r}. Choose one of: {', '.join(SELECTABLE_METRICS)}.", code="unknown_metric"
         )
+    return metric
+
+
+def _latest_finished_run_with(*, user, model_name: str) -> TrainingRun | None:
+    """The user's most recently finished run that produced a `model_name` model."""
+    finished = TrainingRun.objects.filter(
+        user=user, status__in=TrainingRun.TERMINAL_STATUSES, models__model_name=model_name
+    )
+    return finished.annotate(ended=Coalesce("finished_at", "created_at")).order_by("-ended", "-id").first()
+
+
+def model_select_choice(*, user, model_name: str, metric: str, run_id=None) -> SelectionChoice:
+    """The best `model_name` by `metric` (lowest for Brier) within one run: `run_id`, or the latest finished run.
+
+    Models of different runs were trained on different data (another dataset, outcome or cleaning), so their
+    figures are never compared: the choice is made inside one run, as its leaderboard shows it.
+    """
+    _checked_metric(metric)
+    if run_id not in (None, ""):
+        run = run_get_for_user(user=user, run_id=run_id)
+    else:
+        run = _latest_finished_run_with(user=user, model_name=model_name)
+        if run is None:
+            raise NotFound(f"None of your finished training runs has a {model_name!r} model.")
     candidates = [
         (model, _metric_value(model, metric))
-        for model in TrainingModel.objects.select_related("run").filter(user=user, model_name=model_name)
+        for model in TrainingModel.objects.select_related("run").filter(user=user, run=run, model_name=model_name)
     ]
     candidates = [(model, value) for model, value in candidates if value is not None]
     if not candidates:
-        raise NotFound(f"You have no {model_name!r} model with a {metric} figure.")
+        raise NotFound(f"Run {run.pk} ({run}) has no {model_name!r} model with a {metric} figure.")
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    # Ties go to the newest model: it was trained on the latest data.
-    best = max(candidates, key=lambda pair: (sign * pair[1], pair[0].created_at, pair[0].pk))[0]
+    # Ties go to the newest model.
+    best, value = max(candidates, key=lambda pair: (sign * pair[1], pair[0].created_at, pair[0].pk))
+    return SelectionChoice(model=best, run=run, metric=metric, metric_value=value)
+
+
+def model_select(*, user, model_name: str, metric: str, run_id=None, request=None) -> TrainingModel:
+    """Select the best `model_name` by `metric` within one run (see `model_select_choice`)."""
+    choice = model_select_choice(user=user, model_name=model_name, metric=metric, run_id=run_id)
+    return _selection_apply(user=user, choice=choice, how="best_in_run", request=request)
+
+
+def model_select_by_id(*, user, model_id, request=None) -> TrainingModel:
+    """Select exactly this model of the user's (the leaderboard's button), ranked by its run's primary metric."""
+    model = model_get_for_user(user=user, model_id=model_id)
+    metric = model.metric_name
+    choice = SelectionChoice(model=model, run=model.run, metric=metric, metric_value=_metric_value(model, metric))
+    return _selection_apply(user=user, choice=choice, how="by_id", request=request)
+
+
+def _selection_apply(*, user, choice: SelectionChoice, how: str, request=None) -> TrainingModel:
+    """Mark the chosen model selected and un-select the previous selection of the same kind; audited.
+
+    The previous selection is of the same kind (tabular / image), so selecting a tabular model never drops an
+    image model. The audit event (MODEL_SELECTED) names the run the choice was made in.
+    """
+    best, run = choice.model, choice.run
     kind = model_kind(best)
     with transaction.atomic():
         previous = list(
@@ -158,11 +213,16 @@ def model_select(*, user, model_name: str, metric: str, request=None) -> Trainin
             actor=user,
             target=best,
             details={
-                "model_name": model_name,
-                "metric": metric,
-                "metric_value": _metric_value(best, metric),
+                "model_name": best.model_name,
+                "metric": choice.metric,
+                "metric_value": choice.metric_value,
                 "previous_ids": previous,
                 "new_id": best.pk,
+                "how": how,
+                "run_id": run.pk,
+                "run_name": str(run),
+                "dataset_type": run.dataset_type,
+                "dataset_id": run.dataset_id,
             },
         )
     return best
@@ -188,6 +248,9 @@ def selection_history_for_user(*, user, limit: int = 20) -> list[dict[str, Any]]
             "metric": event.details.get("metric"),
             "metric_value": event.details.get("metric_value"),
             "previous_ids": event.details.get("previous_ids", []),
+            # Selections made before they were scoped to a run have no run recorded.
+            "run_id": event.details.get("run_id"),
+            "run_name": event.details.get("run_name", ""),
         }
         for event in events
     ]
@@ -285,35 +348,75 @@ def _holdout_from_run(*, model: TrainingModel, bundle: dict[str, Any]):
 
 
 def model_feature_importance(*, user, model_id) -> dict[str, Any]:
-    """Permutation importance on the hold-out rows, and the model's own importances; `source` says which.
+    """The model's feature importance as stored with it: read, never computed inside a request twice.
 
-    Hold-out rows come from the bundle (`holdout_X`/`holdout_y`) when it carries them, otherwise they are rebuilt
-    from the run's dataset and plan and checked against the recorded confusion matrix (`_holdout_from_run`).
+    Training stores it as each model is saved (`tabular.bundles.model_training_insights_record`: permutation
+    importance on the hold-out rows, and the model's own importances). A model trained before that gets it computed
+    once, on this first request, and stored: hold-out rows from the bundle (`holdout_X`/`holdout_y`) when it
+    carries them, otherwise rebuilt from the run's dataset and plan and checked against the recorded confusion
+    matrix (`_holdout_from_run`).
     """
-    from tabular.ml.explain import _model_importances, feature_importance
+    model = model_get_for_user(user=user, model_id=model_id)
+    stored = model.feature_importance
+    if not stored:
+        stored = _feature_importance_first_time(model=model, user=user)
+    return {
+        "model_id": model.pk,
+        "model_name": model.model_name,
+        "source": stored.get("source", ""),
+        "permutation": stored.get("permutation"),
+        "model": stored.get("model"),
+        "computed_at": stored.get("computed_at"),
+    }
 
-    model, bundle = model_bundle_for_user(user=user, model_id=model_id)
-    pipeline = bundle["pipeline"]
+
+def _feature_importance_first_time(*, model: TrainingModel, user) -> dict[str, Any]:
+    from tabular.bundles import feature_importance_compute
+
+    model, bundle = model_bundle_for_user(user=user, model_id=model.pk)
     holdout = None
     if bundle.get("holdout_X") is not None and bundle.get("holdout_y") is not None and len(bundle["holdout_X"]):
         holdout = bundle["holdout_X"], bundle["holdout_y"]
     else:
         holdout = _holdout_from_run(model=model, bundle=bundle)
-    if holdout is not None:
-        result = feature_importance(pipeline, *holdout)
-        source = (
-            f"permutation importance on the {len(holdout[0])} hold-out rows (drop in ROC AUC), "
-            "and the model's own importances"
+    stored = feature_importance_compute(bundle["pipeline"], holdout)
+    TrainingModel.objects.filter(pk=model.pk).update(feature_importance=stored)
+    return stored
+
+
+def _refuse_unless_tabular(model: TrainingModel) -> None:
+    if model_kind(model) != TrainingRun.Kind.TABULAR:
+        raise ApplicationError(
+            f"Model {model.pk} is an image model: it takes images, not table columns.",
+            code="not_tabular",
+            status_code=409,
         )
-    else:
-        result = {"permutation": None, "model": _model_importances(pipeline)}
-        source = (
-            "the model's own importances only: the hold-out rows of this model could not be recovered exactly "
-            "(its dataset or cleaning plan changed or was deleted, or it was not trained by a platform run)"
-        )
-    if result["model"] is None and result["permutation"] is None:
-        source = "none: this kind of model has no importances of its own and its hold-out rows could not be recovered"
-    return {"model_id": model.pk, "model_name": model.model_name, "source": source, **result}
+
+
+def model_input_schema(*, user, model_id) -> dict[str, Any]:
+    """The input columns of one of the user's tabular models: types, allowed values, training ranges, imputation."""
+    from tabular.bundles import bundle_input_columns
+
+    model = model_get_for_user(user=user, model_id=model_id)
+    _refuse_unless_tabular(model)
+    model, bundle = model_bundle_for_user(user=user, model_id=model.pk)
+    return {
+        "model_id": model.pk,
+        "model_name": model.model_name,
+        "target": bundle.get("target"),
+        "columns": bundle_input_columns(bundle, ranges=model.input_ranges),
+    }
+
+
+def model_report_data(*, user, model_id) -> dict[str, Any]:
+    """The model report of one of the user's models, as JSON (`modelhub.report.model_report_json`)."""
+    from .report import model_report_json
+
+    model = model_get_for_user(user=user, model_id=model_id)
+    if model_kind(model) != TrainingRun.Kind.TABULAR:
+        return model_report_json(model=model, bundle=None)
+    model, bundle = model_bundle_for_user(user=user, model_id=model.pk)
+    return model_report_json(model=model, bundle=bundle)
 
 
 def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, bytes]:

@@ -138,6 +138,14 @@ class TrainingModel(models.Model):
     is_selected = models.BooleanField(default=False, help_text="Selected models are never removed by retention.")
     pinned = models.BooleanField(default=False, help_text="Pinned models are never removed by retention.")
     size = models.BigIntegerField(default=0, help_text="Artefact size in bytes.")
+    # Computed once (at training, or on the first request for models trained before it was) and served as stored:
+    # permutation importance on the hold-out rows can take a minute, far too long for a request.
+    feature_importance = models.JSONField(
+        null=True, blank=True, help_text="Permutation and model importances, computed once from the hold-out rows."
+    )
+    input_ranges = models.JSONField(
+        null=True, blank=True, help_text="Lowest and highest value of each numeric input in the training rows."
+    )
 
     class Meta:
         db_table = "training_models"

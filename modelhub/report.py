@@ -306,3 +306,83 @@ def image_model_report_context(*, model) -> dict[str, Any]:
         }
     )
     return context
+
+
+# ----------------------------------------------------------------------------- the report as JSON (integrators)
+
+
+def _json_ready(value: Any) -> Any:
+    """Bundle figures as plain JSON: NumPy scalars unwrapped, NaN/inf as null, anything else as text."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def model_report_json(*, model, bundle: dict[str, Any] | None) -> dict[str, Any]:
+    """What the model report page shows, as data: the same figures, no charts (the curves are given as points).
+
+    Tabular models read their bundle; image classifiers and anomaly detectors (`bundle` None) their stored metrics.
+    """
+    run = model.run
+    common = {
+        "model_id": model.pk,
+        "model_name": model.model_name,
+        "kind": run.kind,
+        "run": {"id": run.pk, "name": str(run), "status": run.status, "created_at": run.created_at.isoformat()},
+        "created_at": model.created_at.isoformat(),
+        "sha256": model.sha256,
+        "is_selected": model.is_selected,
+        "pinned": model.pinned,
+        "days_left": model_days_left(model),
+    }
+    if bundle is None:
+        return _json_ready({**common, "metrics": model.metrics or {}, "config": run.config or {}})
+    validation = bundle.get("validation") or {}
+    return _json_ready(
+        {
+            **common,
+            "label": bundle.get("model_label") or model.model_name,
+            "trained_at": bundle.get("trained_at"),
+            "target": bundle.get("target"),
+            "task": bundle.get("task"),
+            "class_labels": bundle.get("class_labels") or [],
+            "positive_label": bundle.get("positive_label"),
+            "primary_metric": bundle.get("primary_metric"),
+            "threshold": bundle.get("threshold"),
+            "threshold_info": bundle.get("threshold_info") or {},
+            "calibration": {
+                "method": bundle.get("calibration"),
+                "error": bundle.get("calibration_error"),
+                "brier_by_method": bundle.get("calibration_brier") or {},
+            },
+            "metrics": bundle.get("metrics") or {},
+            "intervals": bundle.get("intervals") or {},
+            "confusion_matrix": bundle.get("confusion_matrix") or {},
+            "curves": bundle.get("curves") or {},
+            "validation": validation,
+            "cv_score": bundle.get("cv_score"),
+            "cv_std": bundle.get("cv_std"),
+            "best_params": bundle.get("best_params") or {},
+            "imbalance": bundle.get("imbalance"),
+            "predictors": bundle["schema"].to_dict()["columns"],
+            "dataset": bundle.get("dataset") or {},
+            "cleaning_plan_id": (bundle.get("cleaning_plan") or {}).get("id"),
+            "cleaning_report": bundle.get("cleaning_report") or {},
+            "warnings": bundle.get("warnings") or [],
+            "versions": bundle.get("versions") or {},
+        }
+    )

@@ -1,4 +1,4 @@
-"""Writes of the model hub: retention of old models and the stale-run sweep."""
+"""Writes of the model hub: owners deleting runs and models, retention of old models and the stale-run sweep."""
 
 import logging
 import shutil
@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent
+from deepmed.exceptions import ApplicationError
 
+from .hub import model_get_for_user, run_get_for_user
 from .models import PreprocessingData, TrainingModel, TrainingRun
 from .storage import path_size, resolve_media_path
 
@@ -243,3 +245,109 @@ def training_run_fail_stale(*, now: datetime | None = None) -> list[int]:
             claimed.append(run_id)
             logger.warning("run %s showed no progress for %d minutes: marked %s", run_id, minutes, changes["status"])
     return claimed
+
+
+# --- owners deleting their runs and models ------------------------------------------------------------------------
+
+
+def _refuse_while_active(run: TrainingRun, what: str) -> None:
+    if run.is_active:
+        raise ApplicationError(
+            f"Run {run.pk} is still {run.get_status_display().lower()}: stop it first (or wait for it to finish), "
+            f"then delete {what}.",
+            code="run_active",
+            status_code=409,
+        )
+
+
+def _owned_paths(names: list[str], *, owner_id: int) -> list[Path]:
+    paths = []
+    for name in names:
+        path = resolve_media_path(name, owner_id=owner_id)
+        if path is None:
+            logger.warning("refused to delete %r: it is outside the owner's media folder", name)
+        else:
+            paths.append(path)
+    return paths
+
+
+def _unreferenced(paths: list[Path], *, owner_id: int) -> list[Path]:
+    """`paths` that no remaining model row of the owner names (only the owner's rows can name their folder)."""
+    remaining = TrainingModel.objects.filter(user_id=owner_id).values_list("file_name", "model_url").order_by("id")
+    named = set()
+    for file_name, model_url in remaining.iterator(chunk_size=2000):
+        for name in TrainingModel(user_id=owner_id, file_name=file_name, model_url=model_url).artifact_references():
+            path = resolve_media_path(name, owner_id=owner_id)
+            if path is not None:
+                named.add(path)
+    return [path for path in paths if path not in named]
+
+
+def _delete_after_commit(paths: list[Path], *, what: str) -> None:
+    def remove() -> None:
+        report = RetentionReport(cutoff=timezone.now())
+        _delete_paths(paths, report)
+        logger.info("deleted %s: %d files, %d bytes freed", what, report.files_deleted, report.bytes_freed)
+
+    transaction.on_commit(remove)
+
+
+def training_model_delete(*, user, model_id, request=None) -> None:
+    """Delete one of the user's models and, once that has committed, its file. Audited as DELETED.
+
+    Another user's model is a NotFound; a model of a run that is still queued or running is refused (409).
+    """
+    model = model_get_for_user(user=user, model_id=model_id)
+    _refuse_while_active(model.run, "its models")
+    paths = _owned_paths(model.artifact_references(), owner_id=model.user_id)
+    with transaction.atomic():
+        audit_record(
+            action=AuditEvent.Action.DELETED,
+            request=request,
+            actor=user,
+            target=model,
+            details={
+                "kind": "training_model",
+                "model_name": model.model_name,
+                "run_id": model.run_id,
+                "sha256": model.sha256,
+                "was_selected": model.is_selected,
+                "was_pinned": model.pinned,
+            },
+        )
+        model.delete()
+        _delete_after_commit(_unreferenced(paths, owner_id=model.user_id), what=f"model {model_id}")
+
+
+def training_run_delete(*, user, run_id, request=None) -> None:
+    """Delete one of the user's finished runs with its models, their files and its preprocessing rows. Audited.
+
+    Another user's run is a NotFound; a queued or running run is refused (409): its worker would write models
+    into a run that no longer exists. The run's artefact folder goes with it.
+    """
+    run = run_get_for_user(user=user, run_id=run_id)
+    _refuse_while_active(run, "it")
+    models = list(run.models.all())
+    names = [name for model in models for name in model.artifact_references()]
+    names.append(f"{int(run.user_id)}/models/{int(run.pk)}")
+    paths = _owned_paths(names, owner_id=run.user_id)
+    with transaction.atomic():
+        # Re-checked under the row lock: a run cannot be restarted, but a stale read must not delete a live one.
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        _refuse_while_active(locked, "it")
+        audit_record(
+            action=AuditEvent.Action.DELETED,
+            request=request,
+            actor=user,
+            target=run,
+            details={
+                "kind": "training_run",
+                "run_kind": run.kind,
+                "status": run.status,
+                "model_ids": [model.pk for model in models],
+                "dataset_type": run.dataset_type,
+                "dataset_id": run.dataset_id,
+            },
+        )
+        run.delete()
+        _delete_after_commit(_unreferenced(paths, owner_id=run.user_id), what=f"run {run_id}")

@@ -16,18 +16,25 @@ A bundle is a plain dict pickled with joblib by `modelhub.artifacts` (SHA-256 ch
 
 from __future__ import annotations
 
+import logging
+import math
 import platform
 import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from django.utils import timezone
+from sklearn.compose import ColumnTransformer
 
 from deepmed.exceptions import ApplicationError
 from modelhub.artifacts import StoredArtifact, artifact_load_object, artifact_save_object
 
 MODEL_BUNDLE_FORMAT = "deepmed.tabular/1"
+
+logger = logging.getLogger(__name__)
 
 _VERSIONED = {
     "sklearn": "scikit-learn",
@@ -153,3 +160,153 @@ def model_bundle_load(training_model) -> dict[str, Any]:
             status_code=409,
         )
     return bundle
+
+
+# --- what a model's inputs accept, and what it learnt from them ------------------------------------------------------
+
+_IMPUTER_METHODS = {"KNNImputer": "knn", "IterativeImputer": "iterative"}
+
+
+def _column_transformers(step) -> list[ColumnTransformer]:
+    """Every ColumnTransformer in a (possibly nested) pipeline, outermost first."""
+    if isinstance(step, ColumnTransformer):
+        return [step]
+    found: list[ColumnTransformer] = []
+    for _name, inner in getattr(step, "steps", []) or []:
+        found.extend(_column_transformers(inner))
+    return found
+
+
+def _plain_value(value: Any) -> Any:
+    value = _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def imputation_by_column(pipeline) -> dict[str, dict[str, Any]]:
+    """What the fitted pipeline fills an empty cell of each input column with: {"method", "value"?}.
+
+    Read from the fitted imputers of the cleaning step (SimpleImputer's learnt statistics, in input column order;
+    k-nearest-neighbour and iterative imputers estimate each missing value from the row's other columns, so they
+    have a method but no single value). Columns whose imputer sees derived columns (date parts) are left out.
+    """
+    answer: dict[str, dict[str, Any]] = {}
+    for columns in _column_transformers(pipeline):
+        for _label, transformer, selected in getattr(columns, "transformers_", []):
+            if isinstance(transformer, str):  # "drop" or "passthrough"
+                continue
+            names = list(np.asarray(selected).tolist())
+            if names and isinstance(names[0], int | np.integer):
+                names = [str(columns.feature_names_in_[i]) for i in names]
+            steps = [step for _name, step in transformer.steps] if hasattr(transformer, "steps") else [transformer]
+            imputer = next((step for step in steps if type(step).__name__.endswith("Imputer")), None)
+            if imputer is None:
+                continue
+            kind = type(imputer).__name__
+            if kind in _IMPUTER_METHODS:
+                for name in names:
+                    answer[str(name)] = {"method": _IMPUTER_METHODS[kind]}
+                continue
+            statistics = list(getattr(imputer, "statistics_", []))
+            if len(statistics) != len(names):
+                continue
+            for name, value in zip(names, statistics, strict=True):
+                answer[str(name)] = {"method": imputer.strategy, "value": _plain_value(value)}
+    return answer
+
+
+def input_ranges(X: pd.DataFrame) -> dict[str, list[float]]:
+    """[lowest, highest] of each numeric column of the training rows (booleans and empty columns left out)."""
+    ranges = {}
+    for name in X.columns:
+        series = X[name]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            continue
+        values = pd.to_numeric(series, errors="coerce").dropna()
+        if len(values):
+            ranges[str(name)] = [float(values.min()), float(values.max())]
+    return ranges
+
+
+def bundle_input_columns(bundle: dict[str, Any], *, ranges: dict[str, list[float]] | None = None) -> list[dict]:
+    """The model's input columns for integrators: name, type, allowed values, training range, imputation.
+
+    `type` is the schema's kind (number, boolean, category, date, text); `allowed` lists the categories seen in
+    training (or true/false); `range` is [lowest, highest] in the training rows (from `ranges`, recorded at
+    training); `impute` says what an empty value becomes. Keys that do not apply are left out.
+    """
+    imputation = imputation_by_column(bundle["pipeline"])
+    ranges = ranges or {}
+    columns = []
+    for spec in bundle["schema"].columns:
+        entry: dict[str, Any] = {"name": spec.name, "type": spec.kind, "required": bool(spec.required)}
+        if spec.categories is not None:
+            entry["allowed"] = [_plain_value(value) for value in spec.categories]
+        elif spec.kind == "boolean":
+            entry["allowed"] = [True, False]
+        if spec.name in ranges:
+            entry["range"] = list(ranges[spec.name])
+        if spec.name in imputation:
+            entry["impute"] = imputation[spec.name]
+        columns.append(entry)
+    return columns
+
+
+# --- feature importance, computed once -----------------------------------------------------------------------------
+
+
+def feature_importance_compute(pipeline, holdout: tuple[pd.DataFrame, Any] | None) -> dict[str, Any]:
+    """Permutation importance on the hold-out rows (when given) and the model's own importances, with a `source`
+    sentence saying which were computed. JSON-ready: stored on the model row and served as it is."""
+    from threadpoolctl import threadpool_limits
+
+    from .ml.explain import _model_importances, feature_importance
+
+    if holdout is not None:
+        # One native thread: the repeated predictions are small, and spinning OpenMP workers slow a busy server.
+        with threadpool_limits(limits=1):
+            result = feature_importance(pipeline, *holdout)
+        source = (
+            f"permutation importance on the {len(holdout[0])} hold-out rows (drop in ROC AUC), "
+            "and the model's own importances"
+        )
+    else:
+        result = {"permutation": None, "model": _model_importances(pipeline)}
+        source = (
+            "the model's own importances only: the hold-out rows of this model could not be recovered exactly "
+            "(its dataset or cleaning plan changed or was deleted, or it was not trained by a platform run)"
+        )
+    if result["model"] is None and result["permutation"] is None:
+        source = "none: this kind of model has no importances of its own and its hold-out rows could not be recovered"
+    return {
+        "source": source,
+        "permutation": result["permutation"],
+        "model": result["model"],
+        "n_holdout_rows": len(holdout[0]) if holdout is not None else None,
+        "computed_at": timezone.now().isoformat(),
+    }
+
+
+def model_training_insights_record(*, model, model_result, training_result, X: pd.DataFrame, y) -> None:
+    """Called by the training run as each model is stored: its feature importance on the hold-out rows and the
+    training range of each numeric input, saved on the TrainingModel row.
+
+    `X`/`y` are the frame and target given to `train_models`, whose result's row positions select each side of
+    the split. Never raises: a model whose importance could not be computed here gets it on its first request.
+    """
+    from modelhub.models import TrainingModel
+
+    try:
+        X = X.reset_index(drop=True)
+        y = pd.Series(y).reset_index(drop=True)
+        columns = [str(name) for name in (model_result.input_columns or X.columns)]
+        X = X.set_axis([str(name) for name in X.columns], axis=1)[columns]
+        test, train = training_result.test_positions, training_result.train_positions
+        holdout = (X.iloc[test], y.iloc[test]) if len(test) else None
+        importance = feature_importance_compute(model_result.estimator, holdout)
+        ranges = input_ranges(X.iloc[train]) if len(train) else None
+        TrainingModel.objects.filter(pk=model.pk).update(feature_importance=importance, input_ranges=ranges)
+        model.feature_importance, model.input_ranges = importance, ranges
+    except Exception:  # noqa: BLE001 - a missing figure is computed on first request; the model itself is fine
+        logger.exception("model %s: feature importance could not be computed at training", model.pk)

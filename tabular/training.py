@@ -469,7 +469,10 @@ def training_run_execute(*, run_id: int, celery_task_id: str = "") -> TrainingRu
         failures.extend(f"{error['model']}: {error['reason']}" for error in result.errors)
         for model_result in result.models:
             try:
-                recorder.save_model(model_result, result)
+                row = recorder.save_model(model_result, result)
+                bundles.model_training_insights_record(
+                    model=row, model_result=model_result, training_result=result, X=X, y=y
+                )
             except Exception as exc:  # noqa: BLE001 - a model that cannot be stored is a failed model
                 logger.exception("tabular run %s: storing %s failed", run.pk, name)
                 failures.append(f"{name}: could not be stored ({type(exc).__name__}: {exc})")

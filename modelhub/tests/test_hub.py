@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditEvent
 from modelhub.hub import model_days_left
-from modelhub.models import TrainingModel
-from modelhub.tests.factories import TrainingModelFactory
+from modelhub.models import TrainingModel, TrainingRun
+from modelhub.tests.factories import TrainingModelFactory, TrainingRunFactory
 
 
 def _client(user):
@@ -38,11 +38,18 @@ def trained(alice, media_root):
 # --- selection -----------------------------------------------------------------------------------------------
 
 
-def test_select_model_picks_the_highest_roc_auc_and_unselects_the_previous(alice):
-    low = TrainingModelFactory(user=alice, model_name="random_forest", metrics={"roc_auc": 0.70, "brier": 0.10})
-    high = TrainingModelFactory(user=alice, model_name="random_forest", metrics={"roc_auc": 0.90, "brier": 0.20})
+def _finished_run(user):
+    return TrainingRunFactory(user=user, status=TrainingRun.Status.SUCCEEDED)
+
+
+def test_select_model_picks_the_highest_roc_auc_of_the_run_and_unselects_the_previous(alice):
+    run = _finished_run(alice)
+    low = TrainingModelFactory(user=alice, run=run, model_name="random_forest", metrics={"roc_auc": 0.7, "brier": 0.1})
+    high = TrainingModelFactory(
+        user=alice, run=run, model_name="random_forest", metrics={"roc_auc": 0.90, "brier": 0.2}
+    )
     other = TrainingModelFactory(user=alice, model_name="knn", metrics={"roc_auc": 0.95}, is_selected=True)
-    response = _client(alice).get("/select_model/random_forest/roc_auc")
+    response = _client(alice).post("/select_model/random_forest/roc_auc")
     assert response.status_code == 302
     high.refresh_from_db(), low.refresh_from_db(), other.refresh_from_db()
     assert high.is_selected and not low.is_selected
@@ -50,34 +57,36 @@ def test_select_model_picks_the_highest_roc_auc_and_unselects_the_previous(alice
     event = AuditEvent.objects.get(action=AuditEvent.Action.MODEL_SELECTED)
     assert event.details["new_id"] == high.pk
     assert event.details["previous_ids"] == [other.pk]
+    assert event.details["run_id"] == run.pk
     assert event.actor == alice
 
 
 def test_select_model_by_brier_picks_the_lowest(alice):
-    low = TrainingModelFactory(user=alice, model_name="random_forest", metrics={"roc_auc": 0.70, "brier": 0.10})
-    TrainingModelFactory(user=alice, model_name="random_forest", metrics={"roc_auc": 0.90, "brier": 0.20})
+    run = _finished_run(alice)
+    low = TrainingModelFactory(user=alice, run=run, model_name="random_forest", metrics={"roc_auc": 0.7, "brier": 0.1})
+    TrainingModelFactory(user=alice, run=run, model_name="random_forest", metrics={"roc_auc": 0.9, "brier": 0.2})
     response = _client(alice).post("/select_model/random_forest/brier", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert response.json()["id"] == low.pk
 
 
 def test_select_model_unknown_metric_is_400(alice):
-    TrainingModelFactory(user=alice, model_name="random_forest")
+    TrainingModelFactory(user=alice, run=_finished_run(alice), model_name="random_forest")
     response = _client(alice).get("/select_model/random_forest/happiness", HTTP_ACCEPT="application/json")
     assert response.status_code == 400
     assert "happiness" in response.json()["detail"]
 
 
 def test_select_model_with_no_such_model_is_404(alice, charlie):
-    TrainingModelFactory(user=alice, model_name="random_forest")
+    TrainingModelFactory(user=alice, run=_finished_run(alice), model_name="random_forest")
     assert _client(alice).get("/select_model/svm/roc_auc", HTTP_ACCEPT="application/json").status_code == 404
     # Charlie has no random forest of his own: alice's does not count.
-    assert _client(charlie).get("/select_model/random_forest/roc_auc").status_code == 404
+    assert _client(charlie).post("/select_model/random_forest/roc_auc").status_code == 404
     assert not TrainingModel.objects.filter(is_selected=True).exists()
 
 
 def test_selection_history_is_shown_on_my_models(alice):
-    TrainingModelFactory(user=alice, model_name="random_forest", metrics={"roc_auc": 0.8})
+    TrainingModelFactory(user=alice, run=_finished_run(alice), model_name="random_forest", metrics={"roc_auc": 0.8})
     client = _client(alice)
     client.post("/select_model/random_forest/roc_auc")
     html = client.get("/my_models").content.decode()

@@ -82,6 +82,22 @@ class TrainingRunDetailView(APIView):
     def get(self, request, pk: int):
         return Response(_status_body(hub.run_get_for_user(user=request.user, run_id=pk)))
 
+    @extend_schema(
+        operation_id="training_runs_destroy",
+        tags=TAGS,
+        summary="Delete one of your runs of any kind with its models and their files (audited)",
+        responses={
+            204: None,
+            404: error_response("No run of yours has this id."),
+            409: error_response("The run is still queued or running: stop it first."),
+        },
+    )
+    def delete(self, request, pk: int):
+        from modelhub.services import training_run_delete
+
+        training_run_delete(user=request.user, run_id=pk, request=request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class TrainingRunStopView(APIView):
     @extend_schema(

@@ -222,10 +222,13 @@ def test_feature_importance_of_a_platform_run_uses_the_rebuilt_holdout(
     assert body["model"]
     n_test = sum(sum(row) for row in model.metrics["confusion_matrix"]["matrix"])
     assert f"the {n_test} hold-out rows" in body["source"]
-    # Without its dataset the hold-out cannot be rebuilt: the answer says so instead of guessing.
+    # It was stored with the model at training: deleting the dataset does not lose it.
     from tabular.models import Dataset
 
     Dataset.objects.filter(pk=dataset.pk).delete()
+    assert alice_api.get(f"/api/v1/models/{model.pk}/feature-importance/").json() == body
+    # A model without a stored figure and without its dataset: the answer says so instead of guessing.
+    TrainingModel.objects.filter(pk=model.pk).update(feature_importance=None)
     body = alice_api.get(f"/api/v1/models/{model.pk}/feature-importance/").json()
     assert body["permutation"] is None
     assert "could not be recovered" in body["source"]
