@@ -74,6 +74,7 @@ class AuditEvent(models.Model):
         TOKEN_ISSUED = "token_issued", "API token issued"
         TOKEN_FAILED = "token_failed", "API token refused"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
+        API_TOKENS_REVOKED = "api_tokens_revoked", "All API tokens revoked"
         MFA_ENABLED = "mfa_enabled", "MFA enabled"
         MFA_DISABLED = "mfa_disabled", "MFA disabled"
         MFA_VERIFIED = "mfa_verified", "MFA code accepted"

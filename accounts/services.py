@@ -261,6 +261,25 @@ def user_refresh_tokens_blacklist(*, user: User) -> int:
     return len(outstanding)
 
 
+def user_api_tokens_revoke(*, user: User, reason: str, request=None) -> int:
+    """Blacklist every refresh token of `user` and end the access tokens issued before now; returns how many
+    refresh tokens were revoked.
+
+    For a password change or reset: whoever knew the old password must not keep an API session. Access tokens are
+    refused by accounts.api.authentication, which compares their auth time with the event recorded here.
+    """
+    with transaction.atomic():
+        revoked = user_refresh_tokens_blacklist(user=user)
+        audit_record(
+            action=AuditEvent.Action.API_TOKENS_REVOKED,
+            request=request,
+            actor=user,
+            target=user,
+            details={"reason": reason, "tokens_revoked": revoked},
+        )
+    return revoked
+
+
 def user_force_logout(*, user: User, actor: User, request=None) -> dict[str, int]:
     """End every session and revoke every refresh token of `user`.
 

@@ -1,12 +1,14 @@
 """Audit receivers for authentication events raised by Django, allauth and django-axes.
 
 Two-factor changes are audited by the services in accounts/mfa.py; here are only the events other libraries
-announce through signals.
+announce through signals, and the one consequence of a new password: the API tokens of the old one end.
 """
 
 from allauth.account.signals import password_changed, password_reset, password_set, user_signed_up
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from .audit import audit_record
@@ -71,3 +73,19 @@ def audit_password_changed(sender, request, user, **kwargs):
 @receiver(password_reset, dispatch_uid="accounts.audit.password_reset")
 def audit_password_reset(sender, request, user, **kwargs):
     audit_record(action=AuditEvent.Action.PASSWORD_RESET, request=request, actor=user, target=user)
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.password_set.revoke_api_tokens")
+def revoke_api_tokens_on_password_set(sender, instance, created, **kwargs):
+    """A new password ends the API tokens obtained with the old one, however it was set.
+
+    The profile's change and the e-mailed reset (allauth), the admin's password form and `manage.py changepassword`
+    all call set_password() and save(). Django keeps the new raw password in `_password` from set_password() until
+    that save has run its receivers; a hash upgraded at login is saved with `_password` already cleared, so it
+    ends nothing.
+    """
+    if created or getattr(instance, "_password", None) is None:
+        return
+    from .services import user_api_tokens_revoke
+
+    user_api_tokens_revoke(user=instance, reason="password_changed")

@@ -2,7 +2,8 @@
 
 Force logout blacklists refresh tokens and deletes sessions, but an access token is a signed, self-contained
 claim that stays valid until it expires (JWT_ACCESS_MINUTES, 15 by default). To end those too without a column
-on the user, each request compares the token's auth time with the user's FORCE_LOGOUT events in the audit log:
+on the user, each request compares the token's auth time with the user's FORCE_LOGOUT and API_TOKENS_REVOKED
+(password changed or reset) events in the audit log:
 the log is append-only and indexed on the target, so the check is one small indexed query, and it survives
 restarts and cache flushes, which a cache-only marker would not.
 
@@ -28,11 +29,12 @@ OTP_CLAIM = "otp"
 
 
 def user_forced_out_since(*, user, moment: datetime) -> bool:
-    """True when staff forced `user` out after `moment`."""
+    """True when staff forced `user` out, or the password changed (accounts.services.user_api_tokens_revoke), after
+    `moment`."""
     from accounts.models import AuditEvent
 
     return AuditEvent.objects.filter(
-        action=AuditEvent.Action.FORCE_LOGOUT,
+        action__in=[AuditEvent.Action.FORCE_LOGOUT, AuditEvent.Action.API_TOKENS_REVOKED],
         target_type=user._meta.label_lower,
         target_id=str(user.pk),
         created_at__gte=moment,
@@ -61,7 +63,8 @@ class ForceLogoutAwareJWTAuthentication(JWTAuthentication):
         auth_time = token_auth_time(validated_token)
         if auth_time is None or user_forced_out_since(user=user, moment=auth_time):
             raise AuthenticationFailed(
-                "This session was ended by an administrator. Sign in again at /api/v1/auth/token/.",
+                "This token was revoked: the account's password was changed, or an administrator ended its "
+                "sessions. Sign in again at /api/v1/auth/token/.",
                 code="session_ended",
             )
         if not token_has_second_factor(validated_token):
