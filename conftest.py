@@ -45,6 +45,38 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture
+def second_factor_login():
+    """`login(client, user)`: a session that passed the two-factor step, as staff pages and endpoints require
+    (MFA_REQUIRED_FOR_STAFF). Gives the user an authenticator app first if they have none."""
+    from accounts.mfa import user_has_confirmed_mfa
+    from accounts.tests.test_mfa import enable_mfa, login_verified
+
+    def login(client, user):
+        if not user_has_confirmed_mfa(user):
+            enable_mfa(user)
+        login_verified(client, user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def second_factor_token():
+    """`issue(user)`: an access token as the token endpoint issues it after a two-factor code (its `otp` claim is
+    what staff endpoints require). Gives the user an authenticator app first if they have none."""
+    from accounts.mfa import user_has_confirmed_mfa
+    from accounts.services import token_pair_issue
+    from accounts.tests.test_mfa import enable_mfa
+
+    def issue(user) -> str:
+        if not user_has_confirmed_mfa(user):
+            enable_mfa(user)
+        return token_pair_issue(user=user, otp_verified=True)["access"]
+
+    return issue
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Rate limits and lockouts live in the cache; every test starts with none."""

@@ -11,8 +11,8 @@ from django.urls import reverse
 from deepmed.middleware import wants_json
 
 from .mfa import user_has_confirmed_mfa
+from .permissions import STAFF_MFA_MESSAGE, StaffAccess, staff_access
 
-STAFF_MFA_MESSAGE = "Staff accounts must turn on two-factor login before using the admin. Set it up below."
 OTP_REQUIRED_DETAIL = "Enter your two-factor code to finish logging in before using this page."
 
 
@@ -68,6 +68,7 @@ class MFAEnforcementMiddleware:
                 return JsonResponse({"detail": OTP_REQUIRED_DETAIL, "code": "otp_required"}, status=401)
             query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
             return HttpResponseRedirect(reverse("mfa_verify") + (f"?{query}" if query else ""))
-        if user.is_staff and settings.MFA_REQUIRED_FOR_STAFF and path.startswith(reverse("admin:index")):
+        # The admin is a staff page like the others (accounts.permissions), checked here for all its views at once.
+        if path.startswith(reverse("admin:index")) and staff_access(request) is StaffAccess.SECOND_FACTOR_MISSING:
             return _redirect_with_message(request, reverse("mfa_setup"), STAFF_MFA_MESSAGE)
         return None

@@ -285,7 +285,14 @@ def user_force_logout(*, user: User, actor: User, request=None) -> dict[str, int
 
     Access tokens issued earlier are refused from now on by accounts.api.authentication, which compares their
     auth time with the FORCE_LOGOUT event recorded here: the event must be written, not just logged.
+    Only a superuser may force a superuser out: otherwise any staff member could lock out those above them.
     """
+    if user.is_superuser and not actor.is_superuser:
+        raise ApplicationError(
+            f"{user.email} is a superuser: only another superuser can force them out. Nothing was changed.",
+            code="permission_denied",
+            status_code=status.HTTP_403_FORBIDDEN,
+        )
     with transaction.atomic():
         sessions_ended = user_sessions_end(user=user)
         tokens_blacklisted = user_refresh_tokens_blacklist(user=user)

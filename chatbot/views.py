@@ -1,16 +1,14 @@
 """Chat pages: the chat itself, and for staff the knowledge base (documents, ingestion progress) page."""
 
-from functools import wraps
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.audit import audit_record
+from accounts.permissions import staff_required
 from deepmed.exceptions import ApplicationError
 
 from . import selectors, services
@@ -19,17 +17,6 @@ from .forms import KnowledgeDocumentForm
 from .models import KnowledgeDocument
 
 SIDEBAR_CONVERSATIONS = 30
-
-
-def staff_required(view):
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @login_required

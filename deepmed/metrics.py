@@ -210,15 +210,15 @@ def _address_allowed(request) -> bool:
 
 
 def client_may_scrape(request) -> bool:
-    """Staff with a session, or a client whose REMOTE_ADDR is in METRICS_ALLOWED_IPS (IPs or CIDRs).
+    """Staff with a session that passed the second factor (accounts.permissions), or a client whose REMOTE_ADDR is
+    in METRICS_ALLOWED_IPS (IPs or CIDRs).
 
     REMOTE_ADDR only, never X-Forwarded-For: behind nginx every request comes from the proxy's address, so
     scrapers must reach gunicorn (the pod) directly and nginx must not pass /metrics on from outside.
     """
-    user = getattr(request, "user", None)
-    if user is not None and user.is_authenticated and user.is_staff:
-        return True
-    return _address_allowed(request)
+    from accounts.permissions import request_has_staff_powers
+
+    return request_has_staff_powers(request) or _address_allowed(request)
 
 
 def metrics_response() -> HttpResponse:
@@ -249,6 +249,10 @@ class ScraperMiddleware:
 def metrics_view(request):
     """Prometheus exposition for staff and allow-listed scrapers; a plain 404 for everyone else."""
     if not client_may_scrape(request):
+        from accounts.permissions import StaffAccess, second_factor_setup_redirect, staff_access
+
+        if staff_access(request) is StaffAccess.SECOND_FACTOR_MISSING:
+            return second_factor_setup_redirect(request)
         raise Http404
     return metrics_response()
 

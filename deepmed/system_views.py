@@ -10,11 +10,12 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import STAFF_ONLY, IsVerifiedStaff, request_has_staff_powers, staff_page_refusal
 from deepmed.api_schema import error_response
 from modelhub.selectors import media_storage_report
 
@@ -94,7 +95,7 @@ CHECK_DOWNLOADS_DIR_SCHEMA = extend_schema(
                 ),
             },
         ),
-        403: error_response("Staff only."),
+        403: error_response(STAFF_ONLY),
     },
 )
 
@@ -108,13 +109,14 @@ class ServiceStatusView(APIView):
 
     @SERVICE_STATUS_SCHEMA
     def get(self, request):
-        user = request.user
-        is_staff = bool(user and user.is_authenticated and user.is_staff)
+        # Details only for staff with a second factor (MFA_REQUIRED_FOR_STAFF); other staff see the public view.
+        is_staff = request_has_staff_powers(request)
         if _wants_html(request):
-            if not user.is_authenticated:
+            if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            if not is_staff:
-                return render(request, "403.html", status=403)
+            refusal = staff_page_refusal(request)
+            if refusal is not None:
+                return refusal
 
         if is_staff:
             results = health.run_checks()
@@ -140,7 +142,7 @@ class ServiceStatusView(APIView):
 class CheckDownloadsDirView(APIView):
     """Staff only: storage use under MEDIA_ROOT, files no row names, rows whose file is gone."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsVerifiedStaff]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
 

@@ -29,7 +29,9 @@ def worker(transactional_db, broker_folders, settings):
         yield process
 
 
-def test_a_real_worker_runs_a_task_and_answers_the_status_ping(worker, alice, bob, client, settings):
+def test_a_real_worker_runs_a_task_and_answers_the_status_ping(
+    worker, alice, bob, client, settings, second_factor_login
+):
     run = RunningTrainingRunFactory(user=alice, heartbeat_at=timezone.now() - timedelta(days=1))
 
     tasks.mark_stale_runs.apply_async()
@@ -44,18 +46,18 @@ def test_a_real_worker_runs_a_task_and_answers_the_status_ping(worker, alice, bo
 
     # Generous: on a loaded 2-core CI machine a busy worker can take over a second to answer.
     settings.CELERY_WORKER_PING_TIMEOUT = 3.0
-    client.force_login(bob)
+    second_factor_login(client, bob)
     body = client.get("/service_status").json()
     assert body["services"]["worker"]["status"] == "ok", body
     assert worker.hostname in body["services"]["worker"]["workers"]
     assert body["services"]["broker"]["status"] == "ok"
 
 
-def test_service_status_reports_the_worker_down_once_it_stops(worker, client, bob, settings):
+def test_service_status_reports_the_worker_down_once_it_stops(worker, client, bob, settings, second_factor_login):
     settings.CELERY_WORKER_PING_TIMEOUT = 0.5
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=15)
-    client.force_login(bob)
+    second_factor_login(client, bob)
 
     body = client.get("/service_status").json()
 

@@ -74,8 +74,8 @@ def test_signed_in_users_who_are_not_staff_get_404(client, charlie):
     assert client.get("/metrics").status_code == 404
 
 
-def test_staff_read_request_metrics_and_every_deepmed_metric(client, bob):
-    client.force_login(bob)
+def test_staff_read_request_metrics_and_every_deepmed_metric(client, bob, second_factor_login):
+    second_factor_login(client, bob)
     client.get("/privacy")  # a routed view, so django-prometheus has a labelled sample for it
 
     text = scrape(client)
@@ -126,17 +126,19 @@ def test_a_forwarded_for_header_does_not_get_a_client_onto_the_allow_list(client
     assert response.status_code == 404
 
 
-def test_metrics_is_served_over_plain_http_to_the_scraper_with_the_https_redirect_on(client, bob, settings):
+def test_metrics_is_served_over_plain_http_to_the_scraper_with_the_https_redirect_on(
+    client, bob, settings, second_factor_login
+):
     settings.SECURE_SSL_REDIRECT = True
-    client.force_login(bob)
+    second_factor_login(client, bob)
 
     assert client.get("/metrics").status_code == 200
     assert client.get("/privacy").status_code == 301
 
 
 # --- training runs -----------------------------------------------------------------------------------------------
-def test_training_runs_are_counted_by_kind_and_status_at_scrape_time(client, alice, bob):
-    client.force_login(bob)
+def test_training_runs_are_counted_by_kind_and_status_at_scrape_time(client, alice, bob, second_factor_login):
+    second_factor_login(client, bob)
     TrainingRunFactory.create_batch(2, user=alice)
     TrainingRunFactory(user=alice, kind=TrainingRun.Kind.IMAGE, status=TrainingRun.Status.FAILED)
 
@@ -172,7 +174,7 @@ def test_a_task_run_eagerly_records_its_duration_as_succeeded_on_its_queue():
 
 
 @pytest.mark.django_db
-def test_a_failing_task_counts_a_failure_and_a_failed_duration(client, bob):
+def test_a_failing_task_counts_a_failure_and_a_failed_duration(client, bob, second_factor_login):
     name = "tabular.tasks.train_tabular_run"
     before_failures = failure_count(name, "tabular")
     before_failed = task_count(name, "tabular", "failed")
@@ -182,7 +184,7 @@ def test_a_failing_task_counts_a_failure_and_a_failed_duration(client, bob):
     assert result.failed()
     assert failure_count(name, "tabular") == before_failures + 1
     assert task_count(name, "tabular", "failed") == before_failed + 1
-    client.force_login(bob)
+    second_factor_login(client, bob)
     parsed = samples(scrape(client))
     key = ("deepmed_celery_task_failures_total", (("queue", "tabular"), ("task", name)))
     assert parsed[key] == before_failures + 1
@@ -210,8 +212,10 @@ def queue_lengths(text: str) -> dict[str, float]:
 
 
 @pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # send_task only publishes
-def test_queue_lengths_count_the_messages_waiting_in_the_filesystem_broker(client, bob, broker_folders):
-    client.force_login(bob)
+def test_queue_lengths_count_the_messages_waiting_in_the_filesystem_broker(
+    client, bob, broker_folders, second_factor_login
+):
+    second_factor_login(client, bob)
     app.send_task("modelhub.tasks.mark_stale_runs")
     app.send_task("modelhub.tasks.retention_sweep")
     app.send_task("tabular.tasks.train_tabular_run", args=[1])
@@ -221,8 +225,10 @@ def test_queue_lengths_count_the_messages_waiting_in_the_filesystem_broker(clien
     assert lengths == {"default": 2, "tabular": 1, "imaging": 0, "chatbot": 0}
 
 
-def test_an_unreachable_broker_leaves_out_the_queue_lengths_and_logs_a_warning(client, bob, caplog):
-    client.force_login(bob)
+def test_an_unreachable_broker_leaves_out_the_queue_lengths_and_logs_a_warning(
+    client, bob, caplog, second_factor_login
+):
+    second_factor_login(client, bob)
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -3,12 +3,13 @@
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
 from accounts.models import User
+from accounts.permissions import IsVerifiedStaff
 from deepmed.api_schema import error_response
 from deepmed.exceptions import NotFound
 
@@ -130,7 +131,7 @@ class MeView(APIView):
 
 
 class ForceLogoutView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsVerifiedStaff]
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -146,7 +147,10 @@ class ForceLogoutView(APIView):
             200: ForceLogoutResultSerializer,
             400: error_response("Neither `user_id` nor `email` given."),
             401: error_response("Not signed in."),
-            403: error_response("The caller is not staff."),
+            403: error_response(
+                "The caller is not staff, has no second factor (`mfa_required`), or is not a superuser and named "
+                "a superuser."
+            ),
             404: error_response("No such user."),
             415: error_response("The body is not JSON."),
         },

@@ -27,8 +27,9 @@ def signed_in(user):
 
 
 @pytest.fixture
-def bob_client(bob):
-    return bearer(token_pair_issue(user=bob)["access"])
+def bob_client(bob, second_factor_token):
+    """bob's token from a sign-in with his two-factor code: force logout is a staff power that needs one."""
+    return bearer(second_factor_token(bob))
 
 
 def force_logout(client, body, **kwargs):
@@ -156,9 +157,9 @@ def test_a_form_encoded_body_is_a_415(bob_client, alice):
     assert response.json()["code"] == "unsupported_media_type"
 
 
-def test_a_staff_browser_session_needs_the_csrf_token(bob, alice):
+def test_a_staff_browser_session_needs_the_csrf_token(bob, alice, second_factor_login):
     browser = Client(enforce_csrf_checks=True)
-    browser.force_login(bob)
+    second_factor_login(browser, bob)
     csrf_secret = "a" * 32  # what the CSRF cookie would hold; Django accepts it unmasked in the header
     browser.cookies["csrftoken"] = csrf_secret
     signed_in(alice)

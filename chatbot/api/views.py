@@ -14,13 +14,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts.audit import audit_record
+from accounts.permissions import STAFF_ONLY, IsVerifiedStaff, request_has_staff_powers, staff_page_refusal
 from chatbot import selectors, services
 from deepmed.api_schema import error_response
 from deepmed.exceptions import ApplicationError
@@ -163,8 +164,9 @@ class FeedbackView(ChatView):
     def get(self, request):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            return render(request, "403.html", status=403)
+        refusal = staff_page_refusal(request)
+        if refusal is not None:
+            return refusal
         feedback = list(selectors.feedback_list_for_staff()[:500])
         return render(request, "chatbot/feedback_list.html", {"feedback": feedback})
 
@@ -330,7 +332,7 @@ class AnalyticsView(ChatView):
     )
     def get(self, request):
         data = {"user": selectors.chat_analytics_for_user(user=request.user)}
-        if request.user.is_staff:
+        if request_has_staff_powers(request):
             data["platform"] = selectors.chat_analytics_platform()
         return Response(data)
 
@@ -339,14 +341,14 @@ class AnalyticsView(ChatView):
 
 
 class KnowledgeDocumentListView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsVerifiedStaff]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         operation_id="knowledge_documents_list",
         tags=["knowledge"],
         summary="Knowledge-base documents with ingestion status (staff)",
-        responses={200: s.KnowledgeDocumentSerializer(many=True), 403: error_response("Staff only.")},
+        responses={200: s.KnowledgeDocumentSerializer(many=True), 403: error_response(STAFF_ONLY)},
     )
     def get(self, request):
         documents = selectors.knowledge_document_list()
@@ -363,7 +365,7 @@ class KnowledgeDocumentListView(APIView):
         responses={
             202: s.KnowledgeDocumentSerializer,
             400: error_response("No text, unreadable file."),
-            403: error_response("Staff only."),
+            403: error_response(STAFF_ONLY),
         },
     )
     def post(self, request):
@@ -404,7 +406,7 @@ def knowledge_document_create_from(*, request, data: dict):
 
 
 class KnowledgeDocumentDetailView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsVerifiedStaff]
 
     @extend_schema(
         operation_id="knowledge_documents_retrieve",
@@ -412,7 +414,7 @@ class KnowledgeDocumentDetailView(APIView):
         summary="One knowledge-base document (staff)",
         responses={
             200: s.KnowledgeDocumentSerializer,
-            403: error_response("Staff only."),
+            403: error_response(STAFF_ONLY),
             404: error_response("No such document."),
         },
     )
@@ -423,7 +425,7 @@ class KnowledgeDocumentDetailView(APIView):
         operation_id="knowledge_documents_destroy",
         tags=["knowledge"],
         summary="Delete a document and its chunks (staff)",
-        responses={204: None, 403: error_response("Staff only."), 404: error_response("No such document.")},
+        responses={204: None, 403: error_response(STAFF_ONLY), 404: error_response("No such document.")},
     )
     def delete(self, request, document_id: int):
         document = selectors.knowledge_document_get(document_id=document_id)

@@ -84,8 +84,13 @@ def alice_api(alice):
 
 
 @pytest.fixture
-def bob_api(bob):
-    return jwt_client(bob)
+def bob_api(bob, second_factor_token):
+    """bob's token from a sign-in with his two-factor code: staff endpoints require one."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {second_factor_token(bob)}")
+    return client
 
 
 @pytest.fixture

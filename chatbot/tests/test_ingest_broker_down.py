@@ -37,8 +37,8 @@ def test_when_redis_is_unreachable_adding_a_document_is_a_503_and_the_document_i
     assert "job queue was unavailable" in document.error and "add it again" in document.error
 
 
-def test_a_refused_document_is_listed_as_failed_and_the_page_stops_polling(client, bob):
-    client.force_login(bob)
+def test_a_refused_document_is_listed_as_failed_and_the_page_stops_polling(client, bob, second_factor_login):
+    second_factor_login(client, bob)
     with mock.patch.object(knowledge_document_ingest, "apply_async", side_effect=REFUSED):
         response = client.post(
             "/chat/knowledge",

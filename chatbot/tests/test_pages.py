@@ -31,8 +31,10 @@ def test_knowledge_and_feedback_pages_are_staff_only(client, alice):
     assert client.get("/chat/feedback").status_code == 403
 
 
-def test_staff_add_pasted_text_on_the_knowledge_page(client, bob, django_capture_on_commit_callbacks):
-    client.force_login(bob)
+def test_staff_add_pasted_text_on_the_knowledge_page(
+    client, bob, django_capture_on_commit_callbacks, second_factor_login
+):
+    second_factor_login(client, bob)
     assert client.get("/chat/knowledge").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
@@ -48,7 +50,7 @@ def test_staff_add_pasted_text_on_the_knowledge_page(client, bob, django_capture
     assert not KnowledgeDocument.objects.exists()
 
 
-def test_staff_feedback_page_lists_thumbs_down_first(client, bob, alice):
+def test_staff_feedback_page_lists_thumbs_down_first(client, bob, alice, second_factor_login):
     from chatbot import services
     from chatbot.models import Message
 
@@ -57,7 +59,7 @@ def test_staff_feedback_page_lists_thumbs_down_first(client, bob, alice):
     down = Message.objects.create(conversation=conversation, role="assistant", text="Bad answer")
     services.feedback_give(user=alice, message=up, rating=1)
     services.feedback_give(user=alice, message=down, rating=-1, comment="Wrong code")
-    client.force_login(bob)
+    second_factor_login(client, bob)
     html = client.get("/chat/feedback").content.decode()
     assert html.index("Bad answer") < html.index("Good answer")
     assert "Wrong code" in html

@@ -27,9 +27,9 @@ def celery_conf():
 
 
 @pytest.fixture
-def staff_client(client, bob):
-    client.force_login(bob)
-    return client
+def staff_client(client, bob, second_factor_login):
+    """bob signed in with his two-factor code: staff details and pages need it (MFA_REQUIRED_FOR_STAFF)."""
+    return second_factor_login(client, bob)
 
 
 def broken_check():
@@ -185,7 +185,12 @@ def test_service_status_shows_staff_the_details(staff_client, registry):
 
 @pytest.mark.django_db
 def test_service_status_accepts_a_bearer_token_for_staff_details(api_client, bob, password):
-    tokens = api_client.post("/api/v1/auth/token/", {"email": bob.email, "password": password}, format="json").json()
+    from accounts.tests.test_mfa import confirmed_device, enable_mfa, totp_code
+
+    enable_mfa(bob)
+    code = totp_code(confirmed_device(bob), steps_ahead=1)
+    credentials = {"email": bob.email, "password": password, "otp": code}
+    tokens = api_client.post("/api/v1/auth/token/", credentials, format="json").json()
 
     body = api_client.get("/service_status", HTTP_AUTHORIZATION=f"Bearer {tokens['access']}").json()
 
