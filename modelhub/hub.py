@@ -7,6 +7,7 @@ recorded at training time before unpickling anything.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -422,9 +423,13 @@ def model_report_data(*, user, model_id) -> dict[str, Any]:
 def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, bytes]:
     """A ZIP of the model with a README on loading it, audited as DOWNLOAD.
 
-    Tabular: the fitted pipeline, its input schema and the model report. Image and anomaly models: the checkpoint,
-    metrics and (classifiers) a TorchScript export, built by `imaging.services.imaging_model_download_zip`.
+    Tabular: the fitted pipeline, its input schema, the model report, `deepmed_runtime` (the loader and copies of
+    the DeepMed modules the pipeline refers to, so it loads and predicts with only the libraries the README pins),
+    `requirements.txt` and `checksums.json`. Image and anomaly models: the checkpoint, metrics and (classifiers) a
+    TorchScript export, built by `imaging.services.imaging_model_download_zip`.
     """
+    from tabular.bundles import StandaloneError, download_versions, pip_requirements, standalone_runtime_files
+
     from .report import model_report_context
 
     model = model_get_for_user(user=user, model_id=model_id)
@@ -436,7 +441,7 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
         _audit_download(model=model, user=user, request=request)
         return model, content
     model, bundle = model_bundle_for_user(user=user, model_id=model_id)
-    versions = bundle.get("versions") or {}
+    versions = download_versions(bundle)
     pipeline_bytes = io.BytesIO()
     joblib.dump(bundle["pipeline"], pipeline_bytes, compress=3)
     schema = bundle["schema"]
@@ -447,19 +452,37 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
         "threshold": bundle.get("threshold"),
         **schema.to_dict(),
     }
-    report_html = render_to_string(
+    try:
+        runtime = standalone_runtime_files(bundle["pipeline"])
+        runtime_problem = ""
+    except StandaloneError as error:
+        runtime, runtime_problem = {}, str(error)
+    files: dict[str, bytes] = {
+        "pipeline.joblib": pipeline_bytes.getvalue(),
+        "schema.json": json.dumps(schema_doc, indent=2, default=str).encode(),
+        "requirements.txt": ("\n".join(pip_requirements(versions)) + "\n").encode(),
+        **runtime,
+    }
+    files["report.html"] = render_to_string(
         "modelhub/report_standalone.html", model_report_context(model=model, bundle=bundle, standalone=True)
-    )
-    readme = render_to_string(
+    ).encode()
+    files["README.txt"] = render_to_string(
         "modelhub/download_readme.txt",
-        {"model": model, "bundle": bundle, "versions": sorted(versions.items())},
-    )
+        {
+            "model": model,
+            "bundle": bundle,
+            "versions": sorted(versions.items()),
+            "requirements": pip_requirements(versions),
+            "runtime": bool(runtime),
+            "runtime_problem": runtime_problem,
+        },
+    ).encode()
+    checksums = {name: hashlib.sha256(content).hexdigest() for name, content in sorted(files.items())}
+    files["checksums.json"] = json.dumps(checksums, indent=2).encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("pipeline.joblib", pipeline_bytes.getvalue())
-        archive.writestr("schema.json", json.dumps(schema_doc, indent=2, default=str))
-        archive.writestr("report.html", report_html)
-        archive.writestr("README.txt", readme)
+        for name, content in files.items():
+            archive.writestr(name, content)
     _audit_download(model=model, user=user, request=request)
     return model, buffer.getvalue()
 

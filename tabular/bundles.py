@@ -16,10 +16,14 @@ A bundle is a plain dict pickled with joblib by `modelhub.artifacts` (SHA-256 ch
 
 from __future__ import annotations
 
+import ast
+import importlib
 import logging
 import math
+import pickle
 import platform
 import tomllib
+import types
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,8 +44,10 @@ _VERSIONED = {
     "sklearn": "scikit-learn",
     "pandas": "pandas",
     "numpy": "numpy",
+    "scipy": "scipy",
     "imblearn": "imbalanced-learn",
     "joblib": "joblib",
+    "threadpoolctl": "threadpoolctl",
 }
 
 
@@ -310,3 +316,118 @@ def model_training_insights_record(*, model, model_result, training_result, X: p
         model.feature_importance, model.input_ranges = importance, ranges
     except Exception:  # noqa: BLE001 - a missing figure is computed on first request; the model itself is fine
         logger.exception("model %s: feature importance could not be computed at training", model.pk)
+
+
+# --- the download: a runtime that needs no DeepMed --------------------------------------------------------------------
+
+# Importable by name in the ZIP, never colliding with DeepMed's own packages.
+RUNTIME_PACKAGE = "deepmed_runtime"
+_ML_PACKAGE = "tabular.ml"
+_RUNTIME_MAIN = '''"""`python -m deepmed_runtime patients.csv > predictions.csv`, with the model beside it."""
+
+import sys
+
+from . import _main
+
+sys.exit(_main(sys.argv[1:]))
+'''
+
+
+class StandaloneError(ValueError):
+    """The pipeline refers to DeepMed code that cannot be shipped on its own (it would need Django or the app)."""
+
+
+class _ReferenceRecorder(pickle.Pickler):
+    """Pickles into nothing, noting the module of every class and function the pickle would refer to."""
+
+    def __init__(self) -> None:
+        super().__init__(_Discard(), protocol=pickle.HIGHEST_PROTOCOL)
+        self.modules: set[str] = set()
+
+    def reducer_override(self, obj):
+        self.modules.add(getattr(type(obj), "__module__", "") or "")
+        if isinstance(obj, type | types.FunctionType | types.BuiltinFunctionType):
+            self.modules.add(getattr(obj, "__module__", "") or "")
+        return NotImplemented
+
+
+class _Discard:
+    def write(self, data) -> int:
+        return len(data)
+
+
+def _relative_imports(module_name: str, source: str) -> tuple[set[str], set[str]]:
+    """(modules of tabular.ml a module imports, other DeepMed packages it imports) from its source."""
+    inside, outside = set(), set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                inside.add(f"{_ML_PACKAGE}.{node.module.split('.')[0]}")
+            else:
+                inside.update(f"{_ML_PACKAGE}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level > 1:
+            outside.add(f"{'.' * node.level}{node.module or ''}")
+        else:
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.startswith(f"{_ML_PACKAGE}."):
+                    inside.add(".".join(name.split(".")[:3]))
+                elif name.split(".")[0] in _DEEPMED_PACKAGES:
+                    outside.add(name)
+    return inside, outside
+
+
+_DEEPMED_PACKAGES = {"deepmed", "accounts", "tabular", "imaging", "chatbot", "modelhub", "django"}
+
+
+def standalone_runtime_files(pipeline) -> dict[str, bytes]:
+    """The `deepmed_runtime` package for a pipeline: the loader and copies of the DeepMed modules it needs.
+
+    The pickle's references are recorded by pickling the pipeline; every module of `tabular.ml` among them, and
+    what those import from `tabular.ml`, is copied (ML code imports no Django, by design). The input-schema checks
+    always go along. Raises StandaloneError when the pipeline refers to DeepMed code outside `tabular.ml`.
+    """
+    recorder = _ReferenceRecorder()
+    recorder.dump(pipeline)
+    referenced = {name for name in recorder.modules if name.split(".")[0] in _DEEPMED_PACKAGES - {"django"}}
+    not_shippable = sorted(name for name in referenced if not name.startswith(f"{_ML_PACKAGE}."))
+    if not_shippable:
+        raise StandaloneError(f"the pipeline refers to DeepMed code outside {_ML_PACKAGE}: {', '.join(not_shippable)}")
+    wanted = {".".join(name.split(".")[:3]) for name in referenced} | {f"{_ML_PACKAGE}.schema"}
+    sources: dict[str, str] = {}
+    while wanted:
+        name = wanted.pop()
+        if name in sources:
+            continue
+        source = Path(importlib.import_module(name).__file__).read_text(encoding="utf-8")
+        inside, outside = _relative_imports(name, source)
+        if outside:
+            raise StandaloneError(f"{name} imports {', '.join(sorted(outside))}, which cannot ship without DeepMed")
+        sources[name] = source
+        wanted |= inside - set(sources)
+    package_doc = importlib.import_module(_ML_PACKAGE).__doc__ or ""
+    files = {
+        f"{RUNTIME_PACKAGE}/__init__.py": (Path(__file__).parent / "standalone_runtime.py").read_bytes(),
+        f"{RUNTIME_PACKAGE}/__main__.py": _RUNTIME_MAIN.encode(),
+        f"{RUNTIME_PACKAGE}/tabular_ml/__init__.py": f'"""{package_doc.strip()}"""\n'.encode(),
+    }
+    for name, source in sorted(sources.items()):
+        files[f"{RUNTIME_PACKAGE}/tabular_ml/{name.rsplit('.', 1)[1]}.py"] = source.encode()
+    return files
+
+
+def download_versions(bundle: dict[str, Any]) -> dict[str, str]:
+    """The library versions a download pins: those the bundle was written with, completed (for older bundles that
+    did not record them) with this server's, which load it today. DeepMed itself is not among them."""
+    versions = {key: value for key, value in library_versions().items() if key != "deepmed"}
+    versions.update({key: value for key, value in (bundle.get("versions") or {}).items() if value and key != "deepmed"})
+    return versions
+
+
+def pip_requirements(versions: dict[str, str]) -> list[str]:
+    """`distribution==version` lines for pip, from `download_versions` (Python itself left out)."""
+    return [f"{_VERSIONED[key]}=={value}" for key, value in sorted(versions.items()) if key in _VERSIONED and value]

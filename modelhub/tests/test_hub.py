@@ -174,7 +174,11 @@ def test_download_is_a_zip_with_pipeline_schema_report_and_readme_and_is_audited
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(response.content))
-    assert set(archive.namelist()) == {"pipeline.joblib", "schema.json", "report.html", "README.txt"}
+    names = set(archive.namelist())
+    assert {"pipeline.joblib", "schema.json", "report.html", "README.txt", "requirements.txt"} <= names
+    assert "checksums.json" in names
+    assert {"deepmed_runtime/__init__.py", "deepmed_runtime/tabular_ml/calibration.py"} <= names
+    assert not [name for name in names if not name.startswith("deepmed_runtime/") and "/" in name]
     schema = json.loads(archive.read("schema.json"))
     assert [column["name"] for column in schema["columns"]] == ["age", "bmi", "smoker"]
     readme = archive.read("README.txt").decode()
