@@ -157,8 +157,10 @@ class Message(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     text = models.TextField()
     # [{"document_id","title","excerpt","score","code","chunk_key"}]: copies, so answers stay readable after the
-    # knowledge base changes.
+    # knowledge base changes. `sources` are the documents the answer cites ("[n]" is sources[n-1]), numbered in
+    # order of use; `see_also` the other retrieved documents, ranked, which the answer does not use.
     sources = models.JSONField(default=list, blank=True)
+    see_also = models.JSONField(default=list, blank=True)
     backend = models.CharField(max_length=32, blank=True)
     fell_back = models.BooleanField(default=False)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -462,6 +462,8 @@ class RetrievedPassage:
     heading: str
     text: str
     score: float
+    # Which heading-delimited section of its document the chunk comes from (rag.chunking.section_text).
+    section_index: int | None = None
 
 
 def reader_group_ids(user) -> list[int]:
@@ -540,7 +542,10 @@ def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=Non
     alias = knowledge_base_alias()
     chunks = {
         chunk.pk: chunk
-        for chunk in KnowledgeChunk.objects.using(alias).select_related("document").filter(pk__in=chosen)
+        for chunk in KnowledgeChunk.objects.using(alias)
+        .select_related("document")
+        .defer("document__content", "embedding_f32")
+        .filter(pk__in=chosen)
     }
     return [
         RetrievedPassage(
@@ -553,6 +558,7 @@ def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=Non
             heading=chunks[chunk_id].heading,
             text=chunks[chunk_id].text,
             score=round(similarity.get(chunk_id, 0.0), 4),
+            section_index=(chunks[chunk_id].metadata or {}).get("section"),
         )
         for chunk_id in chosen
         if chunk_id in chunks
@@ -640,14 +646,97 @@ def passages_for_named_codes(question: str, passages: list[RetrievedPassage]) ->
     return named or passages
 
 
+def _section_texts(passages: Sequence[RetrievedPassage]) -> dict[int, str]:
+    """chunk id → the whole section of its document the chunk sits in, for passages from documents with sections
+    (the guide, uploaded or attached files); terminology entries (ICD-10-CM, HPO) are one short section anyway."""
+    from .rag.answering import CODED_SOURCES
+    from .rag.chunking import section_text
+
+    wanted = [p for p in passages if p.section_index is not None and p.source not in CODED_SOURCES]
+    if not wanted:
+        return {}
+    documents = {
+        pk: (content, fmt)
+        for pk, content, fmt in KnowledgeDocument.objects.using(knowledge_base_alias())
+        .filter(pk__in={p.document_id for p in wanted})
+        .values_list("pk", "content", "format")
+    }
+    texts = {}
+    for passage in wanted:
+        if passage.document_id in documents:
+            text, fmt = _document_text(*documents[passage.document_id])
+            texts[passage.chunk_id] = section_text(text, fmt=fmt, index=passage.section_index)
+    return texts
+
+
+def _source_entry(passages: Sequence[RetrievedPassage]) -> dict:
+    """One source of an answer: a document, with the excerpt of its first cited passage and its best score."""
+    first = passages[0]
+    return {
+        "document_id": first.document_id,
+        "title": first.title,
+        "excerpt": _excerpt(first.text),
+        "score": max(passage.score for passage in passages),
+        "code": first.code,
+        "chunk_key": first.key,
+    }
+
+
+@dataclass
+class ShapedAnswer:
+    """What a generator made of the passages, numbered by document in order of use."""
+
+    text: str
+    sources: list[dict]
+    see_also: list[dict]
+    backend: str
+    fell_back: bool
+    shape: str
+
+
+def answer_from_passages(
+    *, question: str, passages: Sequence[RetrievedPassage], history: list[dict], backend: str, answer_length: str
+) -> ShapedAnswer:
+    """Generates the answer and numbers its citations per document in order of first use: `sources` are the
+    documents it cites ("[n]" is sources[n-1]); retrieved documents it does not cite are `see_also`, ranked."""
+    from .generation import get_generator
+    from .rag.answering import QuestionKind, cite_in_order, classify_question
+    from .rag.generation import RetrievedChunk
+
+    sections = _section_texts(passages) if classify_question(question) is QuestionKind.HOW_TO else {}
+    chunks = [
+        RetrievedChunk(
+            key=passage.key,
+            text=passage.text,
+            title=passage.title,
+            source=passage.source,
+            code=passage.code,
+            score=passage.score,
+            document=str(passage.document_id),
+            heading=passage.heading,
+            section=sections.get(passage.chunk_id, ""),
+        )
+        for passage in passages
+    ]
+    answer = get_generator(backend, answer_length=answer_length).generate(question, history, chunks)
+    cited = cite_in_order(answer.text, chunks)
+    return ShapedAnswer(
+        text=cited.text,
+        sources=[_source_entry([passages[position] for position in positions]) for positions in cited.cited],
+        see_also=[_source_entry([passages[position]]) for position in cited.see_also],
+        backend=answer.backend,
+        fell_back=bool(answer.fell_back),
+        shape=answer.shape,
+    )
+
+
 def message_send(*, user, conversation: Conversation, text: str, embedder=None) -> Message:
     """Answers a question: masks personal data, refuses unsafe requests, retrieves, generates, stores both turns.
 
     The user's text is masked before anything is stored or sent to a generator. Refusals and "nothing relevant"
     answers are fixed texts without sources: the bot does not guess.
     """
-    from .generation import generator_backend_name, get_generator
-    from .rag.generation import RetrievedChunk
+    from .generation import generator_backend_name
     from .rag.safety import classify_request, mask_personal_data, refusal_message
 
     if conversation.ended_at is not None:
@@ -673,7 +762,14 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
             conversation.title = _excerpt(masked)[:80]
             conversation.save(update_fields=["title"])
     kind = classify_request(masked)
-    answer_fields: dict = {"sources": [], "backend": "", "refused": False, "no_answer": False, "fell_back": False}
+    answer_fields: dict = {
+        "sources": [],
+        "see_also": [],
+        "backend": "",
+        "refused": False,
+        "no_answer": False,
+        "fell_back": False,
+    }
     if kind is not None:
         answer_fields.update(text=refusal_message(kind), backend="safety", refused=True)
     else:
@@ -682,35 +778,19 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
             answer_fields.update(text=NOTHING_RELEVANT, backend="retrieval", no_answer=True)
         else:
             preference = preference_get(user=user)
-            backend = generator_backend_name(preference.backend)
-            chunks = [
-                RetrievedChunk(
-                    key=passage.key,
-                    text=passage.text,
-                    title=passage.title,
-                    source=passage.source,
-                    code=passage.code,
-                    score=passage.score,
-                )
-                for passage in passages
-            ]
-            answer = get_generator(backend, answer_length=preference.answer_length).generate(masked, history, chunks)
+            answer = answer_from_passages(
+                question=masked,
+                passages=passages,
+                history=history,
+                backend=generator_backend_name(preference.backend),
+                answer_length=preference.answer_length,
+            )
             answer_fields.update(
                 text=answer.text,
                 backend=answer.backend,
-                fell_back=bool(answer.fell_back),
-                sources=[
-                    {
-                        "document_id": passage.document_id,
-                        "title": passage.title,
-                        "excerpt": _excerpt(passage.text),
-                        "score": passage.score,
-                        "code": passage.code,
-                        "chunk_key": passage.key,
-                    }
-                    # Every retrieved passage, in order: "[n]" in the answer is sources[n-1].
-                    for passage in passages
-                ],
+                fell_back=answer.fell_back,
+                sources=answer.sources,
+                see_also=answer.see_also,
             )
     elapsed = time.perf_counter() - started
     observe_chat_response(backend=answer_fields["backend"], seconds=elapsed)
@@ -757,6 +837,7 @@ def conversation_export(*, conversation: Conversation) -> dict:
                 "role": message.role,
                 "text": message.text,
                 "sources": message.sources,
+                "see_also": message.see_also,
                 "backend": message.backend,
                 "latency_ms": message.latency_ms,
                 "refused": message.refused,
@@ -796,6 +877,7 @@ def conversation_import(*, user, data: dict) -> Conversation:
                 role=item["role"],
                 text=mask_personal_data(item["text"]),
                 sources=item.get("sources") or [],
+                see_also=item.get("see_also") or [],
                 backend=item.get("backend") or "",
                 latency_ms=item.get("latency_ms"),
                 refused=bool(item.get("refused")),

@@ -38,7 +38,10 @@ class SourceSerializer(serializers.Serializer):
 class MessageResultSerializer(serializers.Serializer):
     message_id = serializers.IntegerField()
     answer = serializers.CharField()
-    sources = SourceSerializer(many=True)
+    sources = SourceSerializer(many=True, help_text="The documents the answer cites: `[n]` is sources[n-1].")
+    see_also = SourceSerializer(
+        many=True, help_text="Other retrieved documents the answer does not use, most relevant first."
+    )
     backend = serializers.CharField()
     refused = serializers.BooleanField()
     no_answer = serializers.BooleanField()
@@ -50,6 +53,7 @@ def message_result(message: Message) -> dict:
         "message_id": message.pk,
         "answer": message.text,
         "sources": message.sources,
+        "see_also": message.see_also,
         "backend": message.backend,
         "refused": message.refused,
         "no_answer": message.no_answer,
@@ -67,6 +71,7 @@ class HistoryMessageSerializer(serializers.Serializer):
     role = serializers.CharField()
     text = serializers.CharField()
     sources = SourceSerializer(many=True)
+    see_also = SourceSerializer(many=True)
     backend = serializers.CharField(allow_blank=True)
     latency_ms = serializers.IntegerField(allow_null=True)
     refused = serializers.BooleanField()
@@ -82,6 +87,7 @@ def history_message(message: Message, *, user) -> dict:
         "role": message.role,
         "text": message.text,
         "sources": message.sources,
+        "see_also": message.see_also,
         "backend": message.backend,
         "latency_ms": message.latency_ms,
         "refused": message.refused,
@@ -162,6 +168,7 @@ class ImportMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Message.Role.choices)
     text = serializers.CharField(max_length=20000, allow_blank=True, trim_whitespace=False)
     sources = ImportSourceSerializer(many=True, required=False)
+    see_also = ImportSourceSerializer(many=True, required=False)
     backend = serializers.CharField(required=False, allow_blank=True, max_length=32)
     latency_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     refused = serializers.BooleanField(required=False, default=False)

@@ -12,7 +12,15 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-__all__ = ["Chunk", "DocumentParseError", "chunk_text", "html_to_text", "pdf_to_text", "split_sentences"]
+__all__ = [
+    "Chunk",
+    "DocumentParseError",
+    "chunk_text",
+    "html_to_text",
+    "pdf_to_text",
+    "section_text",
+    "split_sentences",
+]
 
 
 class DocumentParseError(ValueError):
@@ -106,6 +114,13 @@ def _sections(text: str, fmt: str) -> list[tuple[str | None, str]]:
     return [(heading, "\n".join(lines)) for heading, lines in sections if heading or "\n".join(lines).strip()]
 
 
+def section_text(text: str, *, fmt: str, index: int) -> str:
+    """The body of section ``index`` of a document as chunk_text numbers them (``Chunk.metadata["section"]``), with
+    its line breaks: how-to answers read its list items whole from it. Empty when there is no such section."""
+    sections = _sections(text, "markdown" if fmt == "markdown" else "text")
+    return sections[index][1].strip() if 0 <= index < len(sections) else ""
+
+
 def _pack(sentences: list[str], max_chars: int, overlap_chars: int) -> list[str]:
     """Greedy packing of sentences into chunks; each new chunk repeats the previous chunk's last sentences that fit
     in ``overlap_chars``, so an answer spanning a boundary is still whole in one of them."""
@@ -192,6 +207,8 @@ class _TextExtractor(HTMLParser):
         # Heading text is collected apart so that "## " and the words land on one line however the HTML wraps.
         self.heading_level = 0
         self.heading_words: list[str] = []
+        # One entry per open list: the next item number of an <ol>, None for a <ul>. Numbered steps stay numbered.
+        self.lists: list[int | None] = []
 
     def handle_starttag(self, tag: str, attrs) -> None:
         if tag in _SKIPPED_TAGS:
@@ -202,12 +219,18 @@ class _TextExtractor(HTMLParser):
             self.heading_level = int(tag[1])
             self.heading_words = []
         elif tag == "li":
-            self.parts.append("\n- ")
+            if self.lists and self.lists[-1] is not None:
+                self.parts.append(f"\n{self.lists[-1]}. ")
+                self.lists[-1] += 1
+            else:
+                self.parts.append("\n- ")
         elif tag == "dd":
             # A definition continues its term's line ("Outcome (target): The column to predict."), so that the
             # term and its meaning stay in one sentence unit and never land in different chunks.
             self.parts.append(" ")
         elif tag in {"p", "dl", "ul", "ol", "table", "section", "article", "pre", "blockquote"}:
+            if tag in {"ol", "ul"}:
+                self.lists.append(1 if tag == "ol" else None)
             self.parts.append("\n\n")
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
@@ -227,6 +250,8 @@ class _TextExtractor(HTMLParser):
                 self.parts.append(f"\n\n{'#' * self.heading_level} {heading}\n\n")
             self.heading_level = 0
         elif tag in {"p", "dl", "ul", "ol", "table", "pre", "blockquote"}:
+            if tag in {"ol", "ul"} and self.lists:
+                self.lists.pop()
             self.parts.append("\n\n")
         elif tag == "dt":
             self.parts.append(":")
@@ -245,7 +270,8 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
-    """Readable text of an HTML document: headings as Markdown ``#`` lines, lists as ``- `` items, no scripts/styles."""
+    """Readable text of an HTML document: headings as Markdown ``#`` lines, lists as ``- `` items
+    (``1. ``, ``2. `` in numbered lists), no scripts/styles."""
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()

@@ -1,7 +1,8 @@
 """Answer generation from retrieved chunks, behind one interface with three backends.
 
-- ``ExtractiveGenerator``: the sentences of the retrieved chunks closest to the question, quoted with their source
-  numbers. Needs no model beyond the embedder, so it is always available and is the fallback of the others.
+- ``ExtractiveGenerator``: the retrieved text itself, shaped by the question (``rag.answering``): a how-to question
+  gets the matching section's steps, a code question "Term (code): definition" first, a definition its defining
+  sentence first. Needs no model beyond the embedder, so it is always available and is the fallback of the others.
 - ``OpenAICompatibleGenerator``: any ``/chat/completions`` endpoint (vLLM, TGI, Ollama, llama.cpp server), over
   urllib.
 - ``TransformersGenerator``: a local causal LM, by default SmolLM2-135M-Instruct from the GGUF file that ships in the
@@ -9,6 +10,7 @@
 
 A generator sees only the question, a window of the conversation and the retrieved chunks. Chunks are numbered from
 1 in the order given; an answer's ``citations`` are the numbers it cites, each a valid index into that list.
+``rag.answering.cite_in_order`` then numbers the sources per document in order of use.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .chunking import split_sentences
+from .answering import compose_answer, lead_generated_answer
 from .embedding import Embedder, ModelUnavailable, TextEncoder, sentence_cache
 from .lexical import tokenize
 from .safety import SYSTEM_PROMPT
@@ -66,6 +68,11 @@ class RetrievedChunk:
     source: str
     code: str | None
     score: float
+    # The document the chunk belongs to (chunks of one document share one source number), its heading, and for
+    # how-to questions the whole section it sits in (so the answer can give every step, not a chunk's worth).
+    document: str = ""
+    heading: str = ""
+    section: str = ""
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Answer:
     citations: list[int]
     backend: str
     fell_back: bool = False
+    shape: str = ""
 
 
 @runtime_checkable
@@ -139,7 +147,7 @@ def build_messages(
 
 
 class ExtractiveGenerator:
-    """Quotes the retrieved sentences most similar to the question, each with its source number."""
+    """Answers with the retrieved text itself, shaped by the question (``rag.answering.compose_answer``)."""
 
     name = "extractive"
 
@@ -147,12 +155,10 @@ class ExtractiveGenerator:
         self,
         embedder: Embedder | TextEncoder | None = None,
         max_sentences: int = 3,
-        min_chars: int = 25,
         cache_sentences: bool = True,
     ) -> None:
         self.embedder = embedder
         self.max_sentences = max_sentences
-        self.min_chars = min_chars
         self.cache_sentences = cache_sentences
         # The same popular passages come back message after message: their sentences are encoded once per process
         # (one cache per embedder, shared by every generator on it); only texts not seen before (a new question,
@@ -160,6 +166,8 @@ class ExtractiveGenerator:
         self._encoder = sentence_cache(embedder) if embedder is not None and cache_sentences else embedder
 
     def _scores(self, question: str, sentences: list[str]) -> np.ndarray:
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
         if self._encoder is not None:
             vectors = self._encoder.encode([question, *sentences])
             return vectors[1:] @ vectors[0]
@@ -175,30 +183,8 @@ class ExtractiveGenerator:
     def generate(self, question: str, history: list[dict], chunks: list[RetrievedChunk]) -> Answer:
         if not chunks:
             return Answer(NO_ANSWER_TEXT, [], self.name)
-        candidates: list[tuple[int, int, str]] = []  # (source number, position in chunk, sentence)
-        for number, chunk in enumerate(chunks, start=1):
-            sentences = [sentence for sentence in split_sentences(chunk.text) if len(sentence) >= self.min_chars]
-            candidates.extend((number, position, sentence) for position, sentence in enumerate(sentences))
-        if not candidates:
-            candidates = [(number, 0, chunk.text.strip()) for number, chunk in enumerate(chunks, start=1)]
-        scores = self._scores(question, [sentence for _, _, sentence in candidates])
-        # Retrieval already ranked the chunks: a small prior for better-ranked sources breaks near-ties their way.
-        priors = np.array([0.05 / number for number, _, _ in candidates], dtype=np.float32)
-        order = np.argsort(-(scores + priors), kind="stable")
-        chosen, seen = [], set()
-        for position in order:
-            number, index, sentence = candidates[int(position)]
-            if sentence in seen:
-                continue  # the same sentence in two overlapping chunks
-            seen.add(sentence)
-            chosen.append((number, index, sentence))
-            if len(chosen) == self.max_sentences:
-                break
-        # Quoted in reading order (by source, then position) so that sentences of one passage read naturally.
-        chosen.sort(key=lambda item: (item[0], item[1]))
-        lines = [f"“{sentence}” [{number}]" for number, _, sentence in chosen]
-        citations = list(dict.fromkeys(number for number, _, _ in chosen))
-        return Answer("From the knowledge base:\n" + "\n".join(lines), citations, self.name)
+        draft = compose_answer(question, chunks, score=self._scores, max_sentences=self.max_sentences)
+        return Answer(draft.text, draft.citations, self.name, shape=draft.shape)
 
 
 class OpenAICompatibleGenerator:
@@ -255,7 +241,7 @@ class OpenAICompatibleGenerator:
             raise GenerationError("The LLM endpoint's reply has no choices[0].message.content") from exc
         if not isinstance(content, str) or not content.strip():
             raise GenerationError("The LLM endpoint returned an empty answer")
-        text, citations = parse_citations(content, len(chunks))
+        text, citations = parse_citations(lead_generated_answer(question, content, chunks), len(chunks))
         return Answer(text, citations, self.name)
 
 
@@ -354,7 +340,7 @@ class TransformersGenerator:
         content = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
         if not content:
             raise GenerationError("The local model returned an empty answer")
-        text, citations = parse_citations(content, len(chunks))
+        text, citations = parse_citations(lead_generated_answer(question, content, chunks), len(chunks))
         return Answer(text, citations, self.name)
 
 

@@ -57,25 +57,13 @@
     errorBox.hidden = !message;
   }
 
-  // Splits "text [1] more [2]" into text nodes and citation buttons; numbers without a source stay plain text.
-  function renderAnswerText(container, text, sources, messageId) {
+  // Appends "text [1] more [2]" to `parent` as text nodes and citation buttons; numbers without a source stay text.
+  function appendCited(parent, text, sources, messageId) {
     var pattern = /\[(\d{1,2})\]/g;
     var last = 0;
     var match;
-    var paragraph = el("p");
-    container.appendChild(paragraph);
-    function addText(chunk) {
-      var parts = chunk.split(/\n{2,}/);
-      parts.forEach(function (part, index) {
-        if (index > 0) {
-          paragraph = el("p");
-          container.appendChild(paragraph);
-        }
-        paragraph.appendChild(document.createTextNode(part));
-      });
-    }
     while ((match = pattern.exec(text)) !== null) {
-      addText(text.slice(last, match.index));
+      parent.appendChild(document.createTextNode(text.slice(last, match.index)));
       var number = parseInt(match[1], 10);
       if (showSources && sources && number >= 1 && number <= sources.length) {
         var cite = el("button", "chat-cite", "[" + number + "]");
@@ -84,13 +72,46 @@
         cite.setAttribute("aria-label", "Source " + number + ": " + sources[number - 1].title);
         cite.dataset.target = "source-" + messageId + "-" + number;
         cite.addEventListener("click", openSource);
-        paragraph.appendChild(cite);
+        parent.appendChild(cite);
       } else {
-        paragraph.appendChild(document.createTextNode(match[0]));
+        parent.appendChild(document.createTextNode(match[0]));
       }
       last = pattern.lastIndex;
     }
-    addText(text.slice(last));
+    parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // Paragraphs (blank-line separated) and numbered steps ("1. ..." lines) become <p> and <ol> elements.
+  function renderAnswerText(container, text, sources, messageId) {
+    text.split(/\n{2,}/).forEach(function (block) {
+      var lines = [];
+      var list = null;
+      function flush() {
+        if (lines.length) {
+          var paragraph = el("p");
+          appendCited(paragraph, lines.join("\n"), sources, messageId);
+          container.appendChild(paragraph);
+          lines = [];
+        }
+      }
+      block.split("\n").forEach(function (line) {
+        var step = /^(\d+)[.)]\s+(.*)$/.exec(line);
+        if (step) {
+          flush();
+          if (!list) {
+            list = el("ol", "chat-steps");
+            container.appendChild(list);
+          }
+          var item = el("li");
+          appendCited(item, step[2], sources, messageId);
+          list.appendChild(item);
+        } else {
+          list = null;
+          lines.push(line);
+        }
+      });
+      flush();
+    });
   }
 
   function openSource(event) {
@@ -136,6 +157,28 @@
       list.appendChild(item);
     });
     container.appendChild(list);
+  }
+
+  // Documents retrieved but not used by the answer: listed apart, unnumbered, most relevant first.
+  function renderSeeAlso(container, seeAlso) {
+    if (!showSources || !seeAlso || !seeAlso.length) {
+      return;
+    }
+    var details = el("details", "chat-see-also");
+    details.appendChild(el("summary", "muted", "See also (" + seeAlso.length + ")"));
+    var list = el("ul");
+    seeAlso.forEach(function (source) {
+      var item = el("li");
+      item.appendChild(el("span", "chat-source-title", source.title));
+      if (source.code) {
+        item.appendChild(document.createTextNode(" "));
+        item.appendChild(el("span", "badge", source.code));
+      }
+      item.appendChild(el("blockquote", "chat-source-excerpt", source.excerpt));
+      list.appendChild(item);
+    });
+    details.appendChild(list);
+    container.appendChild(details);
   }
 
   function renderFeedback(container, messageId, existing) {
@@ -228,6 +271,7 @@
       renderAnswerText(body, text, extra.sources, extra.id);
       article.appendChild(body);
       renderSources(article, extra.sources, extra.id);
+      renderSeeAlso(article, extra.seeAlso);
       if (extra.id) {
         renderFeedback(article, extra.id, extra.feedback);
       }
@@ -288,6 +332,7 @@
         addMessage("assistant", data.answer, {
           id: data.message_id,
           sources: data.sources,
+          seeAlso: data.see_also,
           refused: data.refused,
         });
       })
@@ -330,6 +375,7 @@
           addMessage(message.role, message.text, {
             id: message.id,
             sources: message.sources,
+            seeAlso: message.see_also,
             refused: message.refused,
             feedback: message.feedback,
           });

@@ -1,0 +1,56 @@
+"""What a clinician sees of an answer: a how-to question shows the guide's steps as a numbered list with one
+citation, a code question shows the term and its code in the first sentence."""
+
+import re
+
+import pytest
+from django.test import Client
+from playwright.sync_api import expect
+
+# The chatbot's fixed knowledge base, real embedder and extractive-answer settings (autouse there, used here).
+from chatbot.tests.conftest import _chat_settings, chat_embedder, corpus_sources, kb  # noqa: F401
+
+
+@pytest.fixture
+def signed_in_page(page, alice, live_server):
+    client = Client()
+    client.force_login(alice)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    return page
+
+
+def ask(page, question: str):
+    page.get_by_label("Your question").fill(question)
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator(".chat-assistant").last
+    expect(answer.locator(".chat-answer")).not_to_be_empty(timeout=30_000)
+    return answer
+
+
+@pytest.mark.usefixtures("kb")
+def test_how_to_question_shows_numbered_steps_with_one_citation(signed_in_page, page_problems):
+    page = signed_in_page
+    page.goto("/chat")
+    answer = ask(page, "How do I turn on two-factor login?")
+    steps = answer.locator("ol.chat-steps > li")
+    expect(steps.first).to_contain_text("Install an authenticator app")
+    assert steps.count() >= 3
+    expect(answer.locator(".chat-cite")).to_have_count(1)
+    expect(answer.locator(".chat-sources > li")).to_have_count(1)
+    expect(answer.locator(".chat-sources")).to_contain_text("Accounts")
+    assert page_problems.console_errors == [] and page_problems.page_errors == []
+
+
+@pytest.mark.usefixtures("kb")
+def test_code_question_shows_the_term_and_code_in_the_first_sentence(signed_in_page, page_problems):
+    page = signed_in_page
+    page.goto("/chat")
+    answer = ask(page, "What is the Human Phenotype Ontology term for seizures?")
+    first_paragraph = answer.locator(".chat-answer p").first
+    expect(first_paragraph).to_have_text(re.compile(r"^Seizure \(HPO HP:0001250\): "))
+    expect(answer.locator(".chat-sources > li")).to_have_count(1)
+    # The neighbours retrieval found are offered apart, not as the answer's sources.
+    expect(answer.locator(".chat-see-also summary")).to_contain_text("See also")
+    assert page_problems.console_errors == [] and page_problems.page_errors == []
