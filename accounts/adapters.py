@@ -10,6 +10,8 @@ from django.conf import settings
 
 from deepmed.client_ip import client_ip
 
+from .services import email_send_later
+
 PLATFORM_NAME = "DeepMed"
 
 
@@ -32,8 +34,10 @@ class AccountAdapter(DefaultAccountAdapter):
         return f"[{PLATFORM_NAME}] {subject}"
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """Render here (the templates need the request), send from a Celery job (accounts.services)."""
         # The sites framework's default row says "example.com"; emails should name the platform and its address.
         request = allauth_context.request
         domain = request.get_host() if request is not None else urlsplit(settings.SITE_URL).netloc
-        context = {"current_site": SimpleNamespace(name=PLATFORM_NAME, domain=domain), **context}
-        super().send_mail(template_prefix, email, context)
+        current_site = SimpleNamespace(name=PLATFORM_NAME, domain=domain)
+        context = {"request": request, "email": email, "current_site": current_site, **context}
+        email_send_later(message=self.render_mail(template_prefix, email, context))

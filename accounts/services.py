@@ -17,6 +17,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import update_last_login
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.sessions.models import Session
+from django.core.mail import EmailMessage, EmailMultiAlternatives
 from django.db import transaction
 from django.utils import timezone
 from rest_framework import status
@@ -27,6 +28,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from deepmed.client_ip import client_ip
 from deepmed.exceptions import ApplicationError
+from deepmed.jobs import BROKER_UNAVAILABLE
 
 from .api.authentication import AUTH_TIME_CLAIM, OTP_CLAIM
 from .audit import audit_record
@@ -305,3 +307,55 @@ def user_force_logout(*, user: User, actor: User, request=None) -> dict[str, int
         )
     logger.info("force logout of user %s by %s", user.pk, actor.pk)
     return {"sessions_ended": sessions_ended, "tokens_blacklisted": tokens_blacklisted}
+
+
+def email_payload(*, message: EmailMessage) -> dict:
+    """A rendered e-mail as JSON-safe data for a Celery job (attachments are not part of the platform's mail)."""
+    return {
+        "subject": message.subject,
+        "body": message.body,
+        "content_subtype": message.content_subtype,
+        "from_email": message.from_email,
+        "to": list(message.to),
+        "cc": list(message.cc),
+        "bcc": list(message.bcc),
+        "reply_to": list(message.reply_to),
+        "headers": dict(message.extra_headers),
+        "alternatives": [[str(content), mimetype] for content, mimetype in getattr(message, "alternatives", [])],
+    }
+
+
+def email_send(*, payload: dict) -> None:
+    """Send an e-mail made by email_payload (the accounts.tasks.email_send job, or the fallback below)."""
+    alternatives = payload.get("alternatives", [])
+    message = EmailMultiAlternatives(
+        subject=payload["subject"],
+        body=payload["body"],
+        from_email=payload["from_email"],
+        to=payload["to"],
+        cc=payload.get("cc") or None,
+        bcc=payload.get("bcc") or None,
+        reply_to=payload.get("reply_to") or None,
+        headers=payload.get("headers") or None,
+    )
+    message.content_subtype = payload.get("content_subtype", "plain")
+    for content, mimetype in alternatives:
+        message.attach_alternative(content, mimetype)
+    message.send()
+
+
+def email_send_later(*, message: EmailMessage) -> None:
+    """Hand a rendered e-mail to a Celery job, so that no request waits for (or is timed by) the mail server.
+
+    Every account e-mail goes this way: registration with a new or a taken address then does the same work in the
+    request. When the broker is away the e-mail is sent at once instead of being lost: a confirmation or reset link
+    that never arrives is worse than one slow answer while the queue is down.
+    """
+    from . import tasks
+
+    payload = email_payload(message=message)
+    try:
+        tasks.email_send.apply_async(args=[payload])
+    except BROKER_UNAVAILABLE as exc:
+        logger.warning("broker unavailable (%s): e-mail sent from the request instead", exc.__class__.__name__)
+        email_send(payload=payload)

@@ -225,6 +225,8 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+# Registration hashes the password for a taken address too: the answer time must not tell it from a new one.
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
 # allauth's own rate limits stay on; django-ratelimit adds per-IP limits on our views. Failed logins per
 # account are axes' job (account+IP): allauth's per-account key limit would lock the account from every IP.
 ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip"}

@@ -132,6 +132,8 @@ def model_report_context(*, model, bundle: dict[str, Any], standalone: bool = Fa
         "standalone": standalone,
         "days_left": model_days_left(model),
         "predictors": schema.columns,
+        # Set when a saved feature selection chose the predictors (tabular runs record it in their config).
+        "saved_selection": ((model.run.config or {}).get("saved_selection") if model.run_id else None),
         "performance": _performance_rows(bundle),
         "confusion": _confusion(bundle),
         "charts": report_charts(bundle),

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 from django.db.models import QuerySet
 from django.http import Http404
 
+from modelhub.models import PreprocessingData, TrainingRun
 from modelhub.storage import resolve_media_path
 
 from .models import CleaningPlan, Dataset
@@ -38,6 +39,42 @@ def cleaning_plan_get_for_user(*, user, plan_id) -> CleaningPlan:
     if plan is None:
         raise Http404("No such cleaning plan.")
     return plan
+
+
+def feature_selection_saved_for(
+    *, user, dataset: Dataset, target: str, cleaning_plan: CleaningPlan | None = None
+) -> PreprocessingData | None:
+    """The saved feature selection the next run of `dataset` for `target` applies, or None.
+
+    A selection is saved on an applied cleaning plan (ranked, or the clinician's own choice of columns). The run's
+    own plan's selection wins; otherwise the most recently saved one for this dataset and outcome.
+    """
+    rows = [
+        row
+        for row in PreprocessingData.objects.select_related("cleaning_plan").filter(
+            user=user, run__isnull=True, cleaning_plan__dataset=dataset, cleaning_plan__target=target
+        )
+        if row.selected_columns
+    ]
+    if not rows:
+        return None
+
+    def preference(row: PreprocessingData) -> tuple[bool, str]:
+        saved_at = (row.feature_selector_config or {}).get("saved_at") or row.created_at.isoformat()
+        return (cleaning_plan is not None and row.cleaning_plan_id == cleaning_plan.pk, str(saved_at))
+
+    return max(rows, key=preference)
+
+
+def training_run_features(*, run: TrainingRun) -> list[str] | None:
+    """The predictors (dataset columns) a tabular run's models were trained on; None for other kinds of run."""
+    if run.kind != TrainingRun.Kind.TABULAR:
+        return None
+    features = (run.config or {}).get("features")
+    if features is None:
+        # Runs started before the list was recorded in their config: the columns their worker gave the models.
+        features = PreprocessingData.objects.filter(run=run).values_list("selected_columns", flat=True).first()
+    return [str(feature) for feature in features] if features is not None else None
 
 
 def _parquet_file(dataset: Dataset) -> pq.ParquetFile:

@@ -240,6 +240,47 @@ def dataset_profile_get(*, dataset: Dataset, target: str | None = None) -> dict:
     return profile
 
 
+# Words for the flags that make a column a wrong outcome, as a clinician reads them.
+_TARGET_FLAG_WORDS = {
+    "personal_data": "looks like personal data (names, contact details, ID or record numbers)",
+    "identifier": "looks like an identifier (a different value in almost every row)",
+    "high_cardinality": "has too many different values to be an outcome",
+}
+
+
+def dataset_outcome_choice(*, dataset: Dataset) -> dict[str, Any]:
+    """The suggested outcome column with its reason, and the columns that must not be one (with their flags).
+
+    `{"suggestion": {"column", "reason", "candidates"}, "flagged": {column: [flag, ...]}}`, from the cached profile.
+    """
+    profile = profiling.DatasetProfile.from_dict(dataset_profile_get(dataset=dataset))
+    flagged = {column.name: list(profiling.target_flags(column)) for column in profile.columns}
+    return {
+        "suggestion": profiling.suggest_outcome(profile).to_dict(),
+        "flagged": {name: flags for name, flags in flagged.items() if flags},
+    }
+
+
+def dataset_target_check(*, dataset: Dataset, target: str, allow_flagged_target: bool = False) -> list[str]:
+    """Refuse an outcome column that is an identifier, personal data or many-valued text, unless the user insists.
+
+    The 400 names the flag in its code (the first of personal_data, identifier, high_cardinality) and message, and
+    lists every flag in `flags`. Returns the flags of an accepted target (empty for an ordinary column).
+    """
+    _require_column(dataset, target)
+    flags = dataset_outcome_choice(dataset=dataset)["flagged"].get(target, [])
+    if flags and not allow_flagged_target:
+        words = " and ".join(_TARGET_FLAG_WORDS[flag] for flag in flags)
+        raise ApplicationError(
+            f"The column {target!r} {words} (flagged {', '.join(flags)}); a model would learn to predict it, not a "
+            "clinical outcome. Choose the outcome column, or confirm that this column really is the outcome "
+            '(API: "allow_flagged_target": true).',
+            code=flags[0],
+            extra={"field": "target", "flags": flags},
+        )
+    return flags
+
+
 def dataset_extract_features(*, user, parent: Dataset, spec: Mapping[str, Any], name: str | None = None) -> Dataset:
     """Derive new columns on a dataset and store the result as a new version that records its parent."""
     if not isinstance(spec, Mapping) or not spec:
@@ -290,9 +331,19 @@ def _cleaning_options(options: Mapping[str, Any]) -> "cleaning.CleaningOptions":
     return checked
 
 
-def cleaning_plan_create(*, user, dataset: Dataset, target: str, options: Mapping[str, Any] | None = None):
-    """The rule-based plan for `target`, made from the dataset's profile only (never its rows), stored as a draft."""
-    _require_column(dataset, target)
+def cleaning_plan_create(
+    *,
+    user,
+    dataset: Dataset,
+    target: str,
+    options: Mapping[str, Any] | None = None,
+    allow_flagged_target: bool = False,
+):
+    """The rule-based plan for `target`, made from the dataset's profile only (never its rows), stored as a draft.
+
+    A flagged target (identifier, personal data, high cardinality) is refused unless `allow_flagged_target`.
+    """
+    dataset_target_check(dataset=dataset, target=target, allow_flagged_target=allow_flagged_target)
     options = dict(options or {})
     profile = profiling.DatasetProfile.from_dict(dataset_profile_get(dataset=dataset, target=target))
     plan = cleaning.plan_cleaning(profile, target, _cleaning_options(options))
@@ -422,7 +473,8 @@ def _store_selection(*, plan: CleaningPlan, config: dict, selected: list[str]) -
         )
         if preprocessing is None:
             raise ApplicationError("Apply the cleaning plan before selecting features.", code="plan_not_applied")
-        preprocessing.feature_selector_config = config
+        # When it was saved: training applies the latest saved selection of a dataset and outcome.
+        preprocessing.feature_selector_config = {**config, "saved_at": timezone.now().isoformat()}
         preprocessing.selected_columns = selected
         preprocessing.save(update_fields=["feature_selector_config", "selected_columns"])
     return preprocessing

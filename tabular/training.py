@@ -25,14 +25,14 @@ from deepmed.exceptions import ApplicationError
 from deepmed.jobs import send_job
 from modelhub.models import PreprocessingData, TrainingModel, TrainingRun
 
-from . import bundles
+from . import bundles, selectors
 from .ml import cleaning, profiling, selection
 from .ml import training as ml_training
 from .ml.assistant import model_warnings
 from .ml.models import LEVELS, MODEL_NAMES
 from .ml.schema import InputSchema
 from .models import CleaningPlan, Dataset
-from .services import dataset_frame, dataset_profile_get
+from .services import dataset_frame, dataset_profile_get, dataset_target_check
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,32 @@ def _checked_feature_selection(value: Any) -> dict[str, Any] | None:
     return {"method": method, "k": k, "threshold": threshold}
 
 
+def _applied_selection(saved, kept: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """(what the run records about the saved selection, the predictors): the selected columns the plan keeps."""
+    selected = [str(column) for column in saved.selected_columns]
+    features = [column for column in kept if column in set(selected)]
+    if not features:
+        raise _field_error(
+            "use_saved_selection",
+            f"The saved feature selection ({', '.join(selected)}) has no column this cleaning plan keeps. Choose "
+            "the plan it was made with, save a new selection, or train without it.",
+            "selection_not_applicable",
+        )
+    config = saved.feature_selector_config or {}
+    return (
+        {
+            "cleaning_plan_id": saved.cleaning_plan_id,
+            "method": config.get("method"),
+            "k": config.get("k"),
+            "threshold": config.get("threshold"),
+            "overridden": bool(config.get("overridden", False)),
+            "selected_columns": selected,
+            "not_kept": [column for column in selected if column not in set(features)],
+        },
+        features,
+    )
+
+
 def training_run_start(
     *,
     user,
@@ -89,8 +115,15 @@ def training_run_start(
     primary_metric: str = "roc_auc",
     run_name: str | None = None,
     target_sensitivity: float | None = None,
+    allow_flagged_target: bool = False,
+    use_saved_selection: bool = True,
 ) -> TrainingRun:
-    """Validate the choices, create a queued run and enqueue its task once the transaction commits."""
+    """Validate the choices, create a queued run and enqueue its task once the transaction commits.
+
+    A target flagged as an identifier, personal data or high-cardinality column is refused unless
+    `allow_flagged_target`. With `use_saved_selection`, the feature selection saved for this dataset and outcome
+    (see `selectors.feature_selection_saved_for`) decides the predictors; `config["features"]` lists them.
+    """
     if dataset.owner_id != user.pk:
         raise Http404("No such dataset.")
     if cleaning_plan is not None and (cleaning_plan.owner_id != user.pk or cleaning_plan.dataset_id != dataset.pk):
@@ -100,6 +133,7 @@ def training_run_start(
         raise _field_error(
             "target", f"The target column {target!r} is not in dataset {dataset.name!r}.", "unknown_column"
         )
+    target_flags = dataset_target_check(dataset=dataset, target=target, allow_flagged_target=allow_flagged_target)
     if cleaning_plan is not None and cleaning_plan.target != target:
         raise _field_error(
             "cleaning_plan",
@@ -155,6 +189,15 @@ def training_run_start(
             raise _field_error("cleaning_plan", str(exc), "invalid_plan") from exc
     else:
         plan_dict = _automatic_plan(dataset, target)
+    kept = cleaning.CleaningPlan.from_dict(plan_dict).feature_columns
+    saved_selection = None
+    features = list(kept)
+    if use_saved_selection:
+        saved = selectors.feature_selection_saved_for(
+            user=user, dataset=dataset, target=target, cleaning_plan=cleaning_plan
+        )
+        if saved is not None:
+            saved_selection, features = _applied_selection(saved, kept)
 
     config = {
         "dataset_id": dataset.pk,
@@ -169,6 +212,9 @@ def training_run_start(
         "group_column": group_column or None,
         "primary_metric": primary_metric,
         "target_sensitivity": target_sensitivity,
+        "target_flags": target_flags,
+        "saved_selection": saved_selection,
+        "features": features,
     }
     from .tasks import train_tabular_run  # the task module imports this one
 
@@ -366,6 +412,9 @@ def _load_training_inputs(run: TrainingRun):
     report = cleaning.cleaning_report(frame, plan_object)
     cleaned, _counts = cleaning.apply_row_steps(frame, plan_object)
     X, y = cleaning.split_features_target(cleaned, plan_object)
+    if config.get("features") is not None:
+        # The predictors fixed when the run started (a saved feature selection narrows the plan's kept columns).
+        X = X[list(config["features"])]
     groups = None
     if config.get("group_column"):
         groups = cleaned[config["group_column"]]
@@ -384,7 +433,7 @@ def training_run_execute(*, run_id: int, celery_task_id: str = "") -> TrainingRu
     config = run.config
     try:
         dataset, plan, plan_dict, plan_object, report, X, y, groups = _load_training_inputs(run)
-        preprocessor = cleaning.build_preprocessor(plan_object)
+        preprocessor = cleaning.build_preprocessor(plan_object, feature_columns=list(X.columns))
         selection_config = config.get("feature_selection")
         selector = None
         if selection_config:
@@ -408,7 +457,10 @@ def training_run_execute(*, run_id: int, celery_task_id: str = "") -> TrainingRu
         original_columns=dataset.column_names,
         selected_columns=list(X.columns),
         cleaning_report=report,
-        feature_selector_config=selection_config or {},
+        feature_selector_config={
+            **(selection_config or {}),
+            **({"saved_selection": config["saved_selection"]} if config.get("saved_selection") else {}),
+        },
     )
     # One train_models call per model: the hold-out split and the folds depend only on the data and the seed, so
     # every call sees the same split, and each model is stored the moment its call returns — a stop or a crash

@@ -13,10 +13,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deepmed.exceptions import ApplicationError
 from modelhub.models import TrainingRun
 
-from . import selectors, training
+from . import selectors, services, training
+from .forms import CONFIRM_FLAGGED_LABEL, flagged_target_error, outcome_choices, suggested_outcome
 from .ml import selection
 from .ml import training as ml_training
 from .ml.models import CATALOGUE, LEVELS
+from .plan_options import FEATURE_SELECTION_METHODS
 
 IMBALANCE_CHOICES = [
     ("class_weight", "Class weights (weigh the rare class up)"),
@@ -69,16 +71,30 @@ class TrainingForm(forms.Form):
     )
     selection_k = forms.IntegerField(label="Keep the best k features", required=False, min_value=1)
     run_name = forms.CharField(label="Run name", required=False, max_length=255)
+    allow_flagged_target = forms.BooleanField(label=CONFIRM_FLAGGED_LABEL, required=False)
+    # Unticked (or absent) means the saved selection applies: it is the default, switched off on purpose.
+    ignore_saved_selection = forms.BooleanField(
+        label="Train on every column the cleaning plan keeps (ignore the saved feature selection)", required=False
+    )
 
-    def __init__(self, *args, datasets, dataset, plans, **kwargs):
+    def __init__(self, *args, datasets, dataset, plans, outcome=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.outcome = outcome
         self.fields["dataset"].choices = [(str(d.pk), d.name) for d in datasets]
         columns = dataset.column_names if dataset is not None else []
-        self.fields["target"].choices = [(name, name) for name in columns]
+        self.fields["target"].choices = outcome_choices(columns, outcome)
+        self.fields["target"].initial = suggested_outcome(outcome) or ""
         self.fields["group_column"].choices = [("", "None"), *[(name, name) for name in columns]]
         self.fields["cleaning_plan"].choices = [("", "Automatic plan for the chosen outcome")] + [
             (str(plan.pk), f"Plan {plan.pk} for {plan.target} ({plan.get_status_display().lower()})") for plan in plans
         ]
+
+    def clean(self):
+        data = super().clean()
+        error = flagged_target_error(data.get("target") or "", self.outcome)
+        if error and not data.get("allow_flagged_target"):
+            self.add_error("target", error)
+        return data
 
 
 def _chosen_dataset(request, datasets):
@@ -88,14 +104,58 @@ def _chosen_dataset(request, datasets):
     return datasets[0] if datasets else None
 
 
+def _outcome_choice(request, dataset) -> dict | None:
+    if dataset is None:
+        return None
+    try:
+        return services.dataset_outcome_choice(dataset=dataset)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return None
+
+
+def _saved_selections(request, dataset, plans) -> list[dict]:
+    """The feature selection each outcome's next run applies, for the page to show (latest per outcome)."""
+    shown = []
+    for target in dict.fromkeys(plan.target for plan in plans):
+        saved = selectors.feature_selection_saved_for(user=request.user, dataset=dataset, target=target)
+        if saved is not None:
+            config = saved.feature_selector_config or {}
+            shown.append(
+                {
+                    "target": target,
+                    "plan_id": saved.cleaning_plan_id,
+                    "method": dict(FEATURE_SELECTION_METHODS).get(config.get("method"), config.get("method")),
+                    "overridden": bool(config.get("overridden")),
+                    "columns": list(saved.selected_columns),
+                    "url": reverse("tabular-features", args=[dataset.pk, saved.cleaning_plan_id]),
+                }
+            )
+    return shown
+
+
+def _initial_choices(request, dataset, plans, outcome) -> tuple[dict, str]:
+    """The form's starting values and the sentence saying why this outcome is pre-selected."""
+    initial = {"dataset": str(dataset.pk)} if dataset else {}
+    reason = ((outcome or {}).get("suggestion") or {}).get("reason", "")
+    wanted_plan = request.GET.get("plan")
+    plan = next((plan for plan in plans if str(plan.pk) == wanted_plan), None)
+    if plan is not None:
+        # Coming from a plan's feature selection: train with that plan, for its outcome.
+        initial.update({"cleaning_plan": str(plan.pk), "target": plan.target})
+        reason = f"The outcome of cleaning plan {plan.pk}."
+    return initial, reason
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def training_start(request):
     datasets = list(selectors.dataset_list_for_user(user=request.user))
     dataset = _chosen_dataset(request, datasets)
     plans = list(selectors.cleaning_plan_list_for_dataset(user=request.user, dataset=dataset)) if dataset else []
-    form_options = {"datasets": datasets, "dataset": dataset, "plans": plans}
-    initial = {"dataset": str(dataset.pk)} if dataset else {}
+    outcome = _outcome_choice(request, dataset)
+    form_options = {"datasets": datasets, "dataset": dataset, "plans": plans, "outcome": outcome}
+    initial, outcome_reason = _initial_choices(request, dataset, plans, outcome)
     error = None
     status = 200
     if request.method == "POST":
@@ -122,6 +182,8 @@ def training_start(request):
                     group_column=data["group_column"] or None,
                     primary_metric=data["primary_metric"],
                     run_name=data["run_name"],
+                    allow_flagged_target=data["allow_flagged_target"],
+                    use_saved_selection=not data["ignore_saved_selection"],
                 )
             except ApplicationError as exc:
                 error = exc.message
@@ -137,7 +199,15 @@ def training_start(request):
     return render(
         request,
         "tabular/training.html",
-        {"form": form, "error": error, "dataset": dataset, "datasets": datasets, "recent_runs": recent},
+        {
+            "form": form,
+            "error": error,
+            "dataset": dataset,
+            "datasets": datasets,
+            "recent_runs": recent,
+            "outcome_reason": outcome_reason,
+            "saved_selections": _saved_selections(request, dataset, plans) if dataset else [],
+        },
         status=status,
     )
 
@@ -192,6 +262,8 @@ def _run_context(run: TrainingRun) -> dict:
         "chart_data": _chart_data(run) if run.is_terminal else {"models": []},
         "primary_label": METRIC_LABELS.get(run.config.get("primary_metric"), run.config.get("primary_metric")),
         "metric_headers": LEADERBOARD_METRICS,
+        "features": selectors.training_run_features(run=run),
+        "saved_selection": run.config.get("saved_selection"),
     }
 
 

@@ -78,9 +78,18 @@ def dataset_detail(request, pk: int):
         "preview": selectors.dataset_preview(dataset=dataset, page=_page_number(request)),
         "plans": selectors.cleaning_plan_list_for_dataset(user=request.user, dataset=dataset),
         "versions": selectors.dataset_list_for_user(user=request.user).filter(parent=dataset),
-        "target_form": TargetForm(columns=dataset.column_names),
+        "target_form": TargetForm(columns=dataset.column_names, outcome=_outcome_choice(request, dataset)),
     }
     return render(request, "tabular/dataset_detail.html", context)
+
+
+def _outcome_choice(request, dataset) -> dict | None:
+    """The suggested outcome and the flagged columns; a dataset whose stored copy is gone gets none (and says so)."""
+    try:
+        return services.dataset_outcome_choice(dataset=dataset)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return None
 
 
 @login_required
@@ -99,12 +108,16 @@ def dataset_delete(request, pk: int):
 def dataset_profile(request, pk: int):
     dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=pk)
     target = request.GET.get("target") or ""
-    target_form = TargetForm({"target": target} if target else None, columns=dataset.column_names)
     try:
         profile = services.dataset_profile_get(dataset=dataset, target=target)
+        outcome = services.dataset_outcome_choice(dataset=dataset)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect(reverse("tabular-profile", args=[dataset.pk]))
+    # Only the choice matters here (the page shows the class balance): a flagged target is shown, not refused.
+    target_form = TargetForm(
+        columns=dataset.column_names, outcome=outcome, initial={"target": target} if target else None
+    )
     columns = profile.get("columns", [])
     for column in columns:
         column["flag_explanations"] = [(flag, explain_flag(flag)) for flag in column.get("flags", [])]
@@ -134,12 +147,20 @@ def dataset_profile(request, pk: int):
 @require_POST
 def plan_create(request, pk: int):
     dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=pk)
-    form = TargetForm(request.POST, columns=dataset.column_names)
+    form = TargetForm(request.POST, columns=dataset.column_names, outcome=_outcome_choice(request, dataset))
     if not form.is_valid():
-        messages.error(request, "Choose the outcome column the plan should prepare the data for.")
+        errors = form.errors.get("target") if form.data.get("target") else None
+        messages.error(
+            request, " ".join(errors) if errors else "Choose the outcome column the plan should prepare the data for."
+        )
         return redirect("tabular-dataset", pk=dataset.pk)
     try:
-        plan = services.cleaning_plan_create(user=request.user, dataset=dataset, target=form.cleaned_data["target"])
+        plan = services.cleaning_plan_create(
+            user=request.user,
+            dataset=dataset,
+            target=form.cleaned_data["target"],
+            allow_flagged_target=form.cleaned_data["allow_flagged_target"],
+        )
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return redirect("tabular-dataset", pk=dataset.pk)
@@ -235,7 +256,12 @@ def _report_columns(report: dict) -> list[dict]:
 def feature_selection(request, pk: int, plan_id: int):
     plan = _plan_for(request, pk, plan_id)
     methods = FEATURE_SELECTION_METHODS
-    form = FeatureSelectionForm(methods=methods, initial={"k": 10})
+    preprocessing = services.preprocessing_for_plan(plan=plan)
+    saved = (preprocessing.feature_selector_config if preprocessing else None) or {}
+    # The form starts from the last ranking's choices, so "Rank features" again re-ranks the same way.
+    initial = {"method": saved.get("method"), "k": saved.get("k") if saved.get("method") else 10}
+    initial["threshold"] = saved.get("threshold")
+    form = FeatureSelectionForm(methods=methods, initial=initial)
     status = 200
     if request.method == "POST" and request.POST.get("override"):
         try:
@@ -269,5 +295,7 @@ def feature_selection(request, pk: int, plan_id: int):
         "ranking": ranking,
         "chart": {"labels": [row["feature"] for row in ranking], "scores": [row["score"] for row in ranking]},
         "applied": plan.status == plan.Status.APPLIED,
+        "n_selected": len(selected),
+        "training_url": f"{reverse('tabular-training')}?dataset={plan.dataset_id}&plan={plan.pk}",
     }
     return render(request, "tabular/feature_selection.html", context, status=status)

@@ -75,6 +75,11 @@ class CleaningPlanCreateSerializer(serializers.Serializer):
     options = serializers.DictField(
         required=False, help_text="Planner options; they may also be sent as top-level keys next to `target`."
     )
+    allow_flagged_target = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A target flagged `identifier`, `personal_data` or `high_cardinality` is refused unless true.",
+    )
 
 
 class PlanColumnSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from deepmed.api_schema import ErrorSerializer  # noqa: F401  (re-exported for the views)
 from modelhub.models import TrainingModel, TrainingRun
+from tabular import selectors
 from tabular.ml import selection
 from tabular.ml import training as ml_training
 from tabular.ml.models import MODEL_NAMES
@@ -44,6 +45,22 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     target_sensitivity = serializers.FloatField(
         required=False, allow_null=True, help_text="Set the threshold for this sensitivity instead of Youden's J."
     )
+    allow_flagged_target = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "A target flagged `identifier`, `personal_data` or `high_cardinality` is refused with 400 (the code "
+            "names the flag) unless this is true."
+        ),
+    )
+    use_saved_selection = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text=(
+            "Apply the feature selection saved for this dataset and outcome (the run's `features` lists the "
+            "predictors used); false trains on every column the cleaning plan keeps."
+        ),
+    )
 
 
 class TrainingRunCreatedSerializer(serializers.Serializer):
@@ -70,6 +87,7 @@ class TrainingRunStatusSerializer(serializers.ModelSerializer):
     """A run with its models, best first by the primary metric."""
 
     models = serializers.SerializerMethodField()
+    features = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRun
@@ -85,8 +103,14 @@ class TrainingRunStatusSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "config",
+            "features",
             "models",
         ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField(), allow_null=True))
+    def get_features(self, run) -> list[str] | None:
+        """The predictors the models were trained on (dataset columns); null for image runs."""
+        return selectors.training_run_features(run=run)
 
     @extend_schema_field(TrainingModelSummarySerializer(many=True))
     def get_models(self, run) -> list:

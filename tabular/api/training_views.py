@@ -36,7 +36,10 @@ class TrainingRunCreateView(APIView):
         request=TrainingRunCreateSerializer,
         responses={
             202: TrainingRunCreatedSerializer,
-            400: error_response("A choice was refused (`field` names it)."),
+            400: error_response(
+                "A choice was refused (`field` names it). A target flagged `identifier`, `personal_data` or "
+                "`high_cardinality` is refused with that flag as the code unless `allow_flagged_target` is true."
+            ),
             404: error_response("No dataset or cleaning plan of yours has this id."),
         },
     )
@@ -63,6 +66,8 @@ class TrainingRunCreateView(APIView):
             primary_metric=data["primary_metric"],
             run_name=data.get("run_name"),
             target_sensitivity=data.get("target_sensitivity"),
+            allow_flagged_target=data["allow_flagged_target"],
+            use_saved_selection=data["use_saved_selection"],
         )
         return Response({"id": run.pk, "status": run.status}, status=status.HTTP_202_ACCEPTED)
 

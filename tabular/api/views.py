@@ -122,7 +122,10 @@ class DatasetCleaningPlanCreateView(APIView):
         request=CleaningPlanCreateSerializer,
         responses={
             201: CleaningPlanSerializer,
-            400: error_response("Unknown target column or planner option."),
+            400: error_response(
+                "Unknown target column or planner option; a target flagged `identifier`, `personal_data` or "
+                "`high_cardinality` (the code names the flag) unless `allow_flagged_target` is true."
+            ),
             404: error_response("No dataset of yours has this id."),
         },
     )
@@ -132,9 +135,14 @@ class DatasetCleaningPlanCreateView(APIView):
         serializer.is_valid(raise_exception=True)
         options = dict(serializer.validated_data.get("options") or {})
         # Options may also come flat, next to `target` (DESIGN.md §4: `{"target", ...options}`).
-        options.update({key: value for key, value in request.data.items() if key not in ("target", "options")})
+        not_options = ("target", "options", "allow_flagged_target")
+        options.update({key: value for key, value in request.data.items() if key not in not_options})
         plan = services.cleaning_plan_create(
-            user=request.user, dataset=dataset, target=serializer.validated_data["target"], options=options
+            user=request.user,
+            dataset=dataset,
+            target=serializer.validated_data["target"],
+            options=options,
+            allow_flagged_target=serializer.validated_data["allow_flagged_target"],
         )
         return Response(CleaningPlanSerializer(plan).data, status=status.HTTP_201_CREATED)
 

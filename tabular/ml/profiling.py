@@ -27,11 +27,15 @@ from sklearn.tree import DecisionTreeClassifier
 __all__ = [
     "FLAGS",
     "KINDS",
+    "TARGET_REFUSING_FLAGS",
     "ColumnProfile",
     "DatasetProfile",
+    "OutcomeSuggestion",
     "ProfileError",
     "TargetProfile",
     "profile_frame",
+    "suggest_outcome",
+    "target_flags",
 ]
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "text", "identifier")
@@ -758,3 +762,120 @@ def _category_leak(categories: np.ndarray, codes: np.ndarray, folds) -> str | No
     if score >= LEAKAGE_BALANCED_ACCURACY:
         return f"balanced accuracy {score:.3f}"
     return None
+
+
+# --- the outcome column ------------------------------------------------------------------
+# Which column is the outcome is the one choice that, made wrong, silently trains a useless model (a run that
+# "predicts" the patient's name). The pages pre-select `suggest_outcome`'s column with its reason for the user
+# to confirm, and training refuses a target carrying one of TARGET_REFUSING_FLAGS unless the user insists.
+
+TARGET_REFUSING_FLAGS = ("personal_data", "identifier", "high_cardinality")
+OUTCOME_MAX_CLASSES = 10
+# Name words, as tokens of the column name ("TenYearCHD" → ten, year, chd), and how strongly each says "outcome".
+_OUTCOME_WORDS = {
+    **dict.fromkeys(("outcome", "outcomes", "target", "label", "event", "events", "endpoint"), 6),
+    **dict.fromkeys(("death", "died", "dead", "deceased", "mortality", "diagnosis", "dx", "chd", "cvd"), 6),
+    **dict.fromkeys(("survival", "survived", "readmission", "readmitted", "relapse", "recurrence"), 4),
+    **dict.fromkeys(("disease", "malignant", "malignancy", "cancer", "stroke", "complication", "response"), 3),
+    **dict.fromkeys(("class", "result", "y", "infection", "sepsis", "failure", "positive"), 2),
+}
+# Words that mark a condition present before the outcome (Framingham's prevalentStroke), i.e. a predictor.
+_BASELINE_WORDS = {"prevalent", "prev", "history", "hx", "prior", "previous", "baseline", "past", "current"}
+
+
+@dataclass(frozen=True)
+class OutcomeSuggestion:
+    """The column most likely to be the outcome, why, and the other plausible ones (best first)."""
+
+    column: str | None
+    reason: str
+    candidates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "reason": self.reason, "candidates": list(self.candidates)}
+
+
+def target_flags(column: ColumnProfile) -> tuple[str, ...]:
+    """The flags that make `column` a wrong outcome: identifiers, personal data and many-valued text.
+
+    Free text with more distinct values than HIGH_CARDINALITY counts as `high_cardinality`: as an outcome it
+    is as many classes as rows, whatever the profiler called its kind.
+    """
+    flags = [flag for flag in TARGET_REFUSING_FLAGS if column.has(flag)]
+    if column.kind == "identifier" and "identifier" not in flags:
+        flags.append("identifier")
+    if column.kind == "text" and column.n_unique > HIGH_CARDINALITY and "high_cardinality" not in flags:
+        flags.append("high_cardinality")
+    return tuple(flags)
+
+
+def _outcome_name_weight(name: str) -> tuple[int, str | None]:
+    tokens = _name_tokens(name)
+    if set(tokens) & _BASELINE_WORDS:
+        return -4, None
+    best_weight, best_word = 0, None
+    for token in tokens:
+        weight = _OUTCOME_WORDS.get(token, 0)
+        if token in {"y", "class", "label"} and len(tokens) > 1:
+            weight = min(weight, 1)  # "y" alone is an outcome; "y_coordinate" or "age_class" is not
+        if weight > best_weight:
+            best_weight, best_word = weight, token
+    return best_weight, best_word
+
+
+def _outcome_score(column: ColumnProfile, position: int, n_columns: int) -> tuple[float, str | None] | None:
+    """(score, name word that matched) for a plausible outcome column; None for a column that cannot be one."""
+    if target_flags(column) or column.kind in {"identifier", "text", "datetime"} or column.has("constant"):
+        return None
+    if not 2 <= column.n_unique <= OUTCOME_MAX_CLASSES:
+        return None
+    score = 3.0 if column.n_unique == 2 else (1.5 if column.n_unique <= 5 else 0.5)
+    weight, word = _outcome_name_weight(column.name)
+    score += weight
+    if position == n_columns - 1:
+        score += 1.0  # tables conventionally end with the outcome
+    if column.has("many_missing"):
+        score -= 1.0
+    return score, word
+
+
+def _values_text(column: ColumnProfile) -> str:
+    counts = [f"{item['value']}: {item['count']}" for item in column.top_categories[:4]]
+    shape = "two values" if column.n_unique == 2 else f"{column.n_unique} values"
+    return f"{shape} ({', '.join(counts)})" if counts else shape
+
+
+def suggest_outcome(profile: DatasetProfile) -> OutcomeSuggestion:
+    """The most likely outcome column of a profiled table, never an identifier, personal data or free text.
+
+    Plausible outcomes have 2 to OUTCOME_MAX_CLASSES values; two-valued columns and names that read like an
+    outcome (outcome, target, event, death, diagnosis, CHD...) rank first, the last column of the table breaks
+    ties. The reason is a sentence for the user, who confirms or changes the choice.
+    """
+    n_columns = len(profile.columns)
+    scored = []
+    for position, column in enumerate(profile.columns):
+        result = _outcome_score(column, position, n_columns)
+        if result is not None:
+            scored.append((result[0], position, column, result[1]))
+    if not scored:
+        return OutcomeSuggestion(
+            column=None,
+            reason="No column looks like an outcome (a yes/no or few-valued column that is not an identifier "
+            "or personal data): choose the outcome yourself.",
+        )
+    # Best score first; among equals the later column (outcomes usually come last).
+    scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    _score, position, column, word = scored[0]
+    why = [f"the name “{column.name}” reads like an outcome"] if word else []
+    why.append(f"the column has {_values_text(column)}")
+    if not word and position == n_columns - 1:
+        why.append("it is the table's last column, where outcomes usually are")
+    reason = "Suggested because " + (", ".join(why[:-1]) + " and " + why[-1] if len(why) > 1 else why[0]) + "."
+    if not word:
+        reason += " No column name says which column is the outcome: check that this is the one."
+    return OutcomeSuggestion(
+        column=column.name,
+        reason=reason,
+        candidates=tuple(item[2].name for item in scored[1:6]),
+    )

@@ -6,7 +6,8 @@ What happens, in order:
 1. A stratified hold-out split (`test_size`); with `groups` (e.g. a patient ID) a StratifiedGroupKFold
    split, so no group has rows on both sides. The hold-out is touched only for the final figures.
 2. Per model, the pipeline `prep → select? → scale? → resample? → clf`:
-   - `prep` is a clone of the caller's unfitted `preprocessor` (the compiled cleaning plan), `select`
+   - `prep` is a clone of the caller's unfitted `preprocessor` (the compiled cleaning plan's
+     ColumnTransformer, lifted out of its one-step Pipeline: imbalanced-learn refuses nested pipelines), `select`
      a clone of the optional feature selector: both are refitted inside every fold, so no statistic
      leaks from validation rows;
    - `scale` is a StandardScaler for the models that need standardised inputs (SVM, k-NN, logistic
@@ -346,9 +347,27 @@ def _candidates(space: SearchSpace, random_state: int) -> list[dict[str, Any]]:
     return list(ParameterSampler(space.params, n_iter=n_iter, random_state=random_state))
 
 
+def _preprocessing_steps(preprocessor, prefix: str = "prep") -> list[tuple[str, Any]]:
+    """The caller's preprocessor as top-level steps of the model's pipeline, unfitted.
+
+    imbalanced-learn's pipeline refuses a nested `Pipeline` among its steps ("All intermediate steps of the chain
+    should not be Pipelines"), and a compiled cleaning plan is one (`Pipeline([("columns", ColumnTransformer)])`):
+    its steps are lifted into the model's pipeline instead; a one-step preprocessor keeps the name `prep`.
+    Pipelines inside a ColumnTransformer are fine: only the chain's own steps are checked.
+    """
+    if not isinstance(preprocessor, Pipeline):
+        return [(prefix, clone(preprocessor))]
+    if len(preprocessor.steps) == 1:
+        return _preprocessing_steps(preprocessor.steps[0][1], prefix)
+    steps: list[tuple[str, Any]] = []
+    for step_name, step in preprocessor.steps:
+        steps.extend(_preprocessing_steps(step, f"{prefix}_{step_name}"))
+    return steps
+
+
 def _build_pipeline(name, *, preprocessor, selector, imbalance, n_classes, random_state, smote_neighbours):
     spec = get_spec(name)
-    steps: list[tuple[str, Any]] = [("prep", clone(preprocessor))]
+    steps: list[tuple[str, Any]] = _preprocessing_steps(preprocessor)
     if selector is not None:
         steps.append(("select", clone(selector)))
     if spec.needs_scaling:
