@@ -33,3 +33,21 @@ class ImagingConfig(AppConfig):
         register_media_references("image_datasets", _references)
         register_media_references("image_pipelines", _pipeline_references)
         register_media_references("augmentation_jobs", _augmentation_references)
+
+        from modelhub.run_groups import register_run_describer
+
+        def _describe_runs(runs):
+            # /my_models tells each run by its image set and what the model tells apart.
+            from .models import ImageDataset
+
+            ids = {int(run.dataset_id) for run in runs if run.dataset_id.isdigit()}
+            names = dict(ImageDataset.objects.filter(pk__in=ids).values_list("pk", "name"))
+            described = {}
+            for run in runs:
+                classes = run.config.get("classes") or []
+                outcome = f"image class ({', '.join(map(str, classes))})" if classes else "normal or anomalous image"
+                dataset = names.get(int(run.dataset_id), "a deleted image set") if run.dataset_id.isdigit() else ""
+                described[run.pk] = {"dataset": dataset, "outcome": outcome}
+            return described
+
+        register_run_describer("image_dataset", _describe_runs)

@@ -16,19 +16,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from django.utils.safestring import mark_safe  # noqa: E402
 
+from deepmed.labels import label as interface_label  # noqa: E402
+
 from .hub import model_days_left  # noqa: E402
 
+# The interface's words (deepmed.labels), in the order the report lists them.
 METRIC_LABELS = {
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC",
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced accuracy",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "precision": "Precision",
-    "f1": "F1",
-    "brier": "Brier score (lower is better)",
+    key: interface_label(key, "metric")
+    for key in ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1")
 }
+METRIC_LABELS["brier"] = f"{interface_label('brier', 'metric')} (lower is better)"
 
 
 def _svg(figure) -> str:

@@ -18,3 +18,21 @@ class TabularConfig(AppConfig):
                     yield MediaReference(source="datasets", row_id=dataset.pk, name=name, owner_id=dataset.owner_id)
 
         register_media_references("datasets", _dataset_references)
+
+        from modelhub.run_groups import register_run_describer
+
+        def _describe_runs(runs):
+            # /my_models tells each run by its dataset and outcome: one query for all the page's tabular runs.
+            from .models import Dataset
+
+            ids = {int(run.dataset_id) for run in runs if run.dataset_id.isdigit()}
+            names = dict(Dataset.objects.filter(pk__in=ids).values_list("pk", "name"))
+            return {
+                run.pk: {
+                    "dataset": names.get(int(run.dataset_id), "a deleted dataset") if run.dataset_id.isdigit() else "",
+                    "outcome": str(run.config.get("target") or ""),
+                }
+                for run in runs
+            }
+
+        register_run_describer("tabular.dataset", _describe_runs)

@@ -1,4 +1,6 @@
-"""Words the pages use for profile flags, plan settings and selection methods (the API uses the bare values)."""
+"""Profile flag explanations and the choices of the plan and selection forms; words come from deepmed.labels."""
+
+from deepmed.labels import choices
 
 from .ml import cleaning, selection
 
@@ -17,30 +19,14 @@ def explain_flag(flag: str) -> str:
     return FLAG_EXPLANATIONS.get(flag, "")
 
 
-_LABELS = {
-    "most_frequent": "most frequent",
-    "drop_rows": "drop rows",
-    "onehot": "one-hot",
-    "minmax": "min-max",
-    "mutual_info": "mutual information",
-    "anova_f": "ANOVA F",
-    "chi2": "chi²",
-    "l1": "L1 (logistic)",
-    "rfe": "recursive elimination (RFE)",
-    "random_forest": "random forest importance",
-}
-
-
-def _choices(values) -> list[tuple[str, str]]:
-    return [(str(value), _LABELS.get(str(value), str(value).replace("_", " "))) for value in values]
-
-
-# The plan editor's selects offer exactly the values the plan validator accepts.
+# The plan editor's selects offer exactly the values the plan validator accepts, in the interface's words.
 PLAN_FIELD_CHOICES: dict[str, list[tuple[str, str]]] = {
-    "action": _choices(cleaning.ACTIONS),
-    "impute": _choices(cleaning.IMPUTE_METHODS),
-    "outliers": _choices(cleaning.OUTLIER_METHODS),
-    "encode": _choices(cleaning.ENCODE_METHODS),
-    "scale": _choices(cleaning.SCALE_METHODS),
+    "action": choices(cleaning.ACTIONS, "action"),
+    "impute": choices(cleaning.IMPUTE_METHODS, "impute"),
+    "outliers": choices(cleaning.OUTLIER_METHODS, "outliers"),
+    "encode": choices(cleaning.ENCODE_METHODS, "encode"),
+    "scale": choices(cleaning.SCALE_METHODS, "scale"),
+    # Numeric columns only (the page shows it for them): read 0 as a missing value, then impute it.
+    "zeros_as_missing": choices(("false", "true"), "zeros_as_missing"),
 }
-FEATURE_SELECTION_METHODS = _choices(selection.METHODS)
+FEATURE_SELECTION_METHODS = choices(selection.METHODS, "selection")

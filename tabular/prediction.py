@@ -119,3 +119,38 @@ def predict_csv(*, user, model_id, uploaded) -> tuple[bytes, dict[str, Any]]:
     for label in predictions[0]["probabilities"] if predictions else []:
         out[f"probability_{label}"] = np.round([p["probabilities"][label] for p in predictions], 6)
     return out.to_csv(index=False).encode(), answer
+
+
+# --- the result in words ----------------------------------------------------------------------------------------------
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.1f}%"
+
+
+def prediction_in_words(prediction: dict[str, Any], *, answer: dict[str, Any], target: str) -> dict[str, str]:
+    """The sentence a clinician reads for one prediction of `predict_rows`' `answer`.
+
+    Binary models: "Higher risk: 46.6% (this model flags patients from 14.9%)" — the probability of the positive
+    outcome, and the threshold the model flags from, both as percentages; "Lower risk" below it. Others: the most
+    likely outcome and its probability. `detail` says which outcome the percentage is about.
+    """
+    threshold, positive = answer.get("threshold"), answer.get("positive_label")
+    probabilities = prediction["probabilities"]
+    if threshold is not None and positive is not None and str(positive) in probabilities:
+        risk = probabilities[str(positive)]
+        flagged = str(prediction["label"]) == str(positive)
+        level = "Higher risk" if flagged else "Lower risk"
+        return {
+            "headline": f"{level}: {_percent(risk)} (this model flags patients from {_percent(threshold)})",
+            "detail": f"Estimated probability that {target} is {positive}: {_percent(risk)}. "
+            + (
+                "It reaches the model's threshold, so the patient is flagged."
+                if flagged
+                else "It is below the model's threshold, so the patient is not flagged."
+            ),
+        }
+    return {
+        "headline": f"Most likely {target}: {prediction['label']} ({_percent(prediction['confidence'])})",
+        "detail": "The outcome with the highest estimated probability; every outcome's probability is listed below.",
+    }

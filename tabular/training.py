@@ -23,6 +23,7 @@ from django.http import Http404
 
 from deepmed.exceptions import ApplicationError
 from deepmed.jobs import send_job
+from deepmed.labels import label as interface_label
 from modelhub.models import PreprocessingData, TrainingModel, TrainingRun
 
 from . import bundles, selectors
@@ -547,7 +548,8 @@ def training_run_execute(*, run_id: int, celery_task_id: str = "") -> TrainingRu
         )
     else:
         best = _ranked_models(run)[0]
-        message = f"Done: {n_saved} model(s); best {best.model_name} ({best.metric_name} {best.metric_value:.3f})."
+        best_words = f"{interface_label(best.model_name, 'model')} ({interface_label(best.metric_name, 'metric')}"
+        message = f"Done: {n_saved} model(s); best {best_words} {best.metric_value:.3f})."
         if failures:
             message += f" Failed: {'; '.join(failures)}"
         run.finish(TrainingRun.Status.SUCCEEDED, message=message, error="; ".join(failures))

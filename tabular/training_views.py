@@ -11,27 +11,21 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deepmed.exceptions import ApplicationError
+from deepmed.labels import label as interface_label
 from modelhub.models import TrainingRun
 
 from . import selectors, services, training
 from .forms import CONFIRM_FLAGGED_LABEL, flagged_target_error, outcome_choices, suggested_outcome
-from .ml import selection
 from .ml import training as ml_training
 from .ml.models import CATALOGUE, LEVELS
 from .plan_options import FEATURE_SELECTION_METHODS
 
 IMBALANCE_CHOICES = [
-    ("class_weight", "Class weights (weigh the rare class up)"),
+    ("class_weight", "Class weighting (weigh the rare class up)"),
     ("smote", "SMOTE (synthetic rare-class rows, training folds only)"),
     ("none", "None"),
 ]
-METRIC_LABELS = {
-    "roc_auc": "ROC AUC",
-    "pr_auc": "PR AUC",
-    "balanced_accuracy": "Balanced accuracy",
-    "accuracy": "Accuracy",
-    "f1": "F1",
-}
+METRIC_LABELS = {metric: interface_label(metric, "metric") for metric in ml_training.PRIMARY_METRICS}
 LEADERBOARD_METRICS = [
     ("roc_auc", "ROC AUC"),
     ("pr_auc", "PR AUC"),
@@ -67,7 +61,7 @@ class TrainingForm(forms.Form):
     )
     group_column = forms.ChoiceField(label="Group column (e.g. patient ID)", required=False)
     selection_method = forms.ChoiceField(
-        label="Feature selection", required=False, choices=[("", "None"), *[(m, m) for m in selection.METHODS]]
+        label="Feature selection", required=False, choices=[("", "None"), *FEATURE_SELECTION_METHODS]
     )
     selection_k = forms.IntegerField(label="Keep the best k features", required=False, min_value=1)
     run_name = forms.CharField(label="Run name", required=False, max_length=255)

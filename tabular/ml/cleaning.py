@@ -10,6 +10,10 @@ Three layers, kept apart on purpose:
   validation rows, and serving applies exactly what was validated.
 * `apply_row_steps` drops rows once (missing target, exact duplicates, chosen outlier rows)
   and counts why; `cleaning_report` describes what the plan does to a given frame.
+
+A numeric column can read its zeros as missing (`ColumnPlan.zeros_as_missing`, proposed by the profiler for
+measurements that are never 0 in a patient, such as cholesterol or blood pressure): `ZerosToMissing` then turns
+them into missing values inside the pipeline, before clipping and imputation, in training and in serving alike.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ __all__ = [
     "IQRClipper",
     "PlanError",
     "ToNumeric",
+    "ZerosToMissing",
     "apply_row_steps",
     "build_preprocessor",
     "cleaning_report",
@@ -148,6 +153,10 @@ class ColumnPlan:
     scale: str = "standard"
     kind: str = "numeric"
     fill_value: float | str | None = None
+    # Read 0 as a missing value (then imputed): for measurements that are never 0 in a patient.
+    zeros_as_missing: bool = False
+    # Zeros the profiler judged to be missing values coded as 0; the plan page offers the rule when > 0.
+    n_suspect_zeros: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,7 +166,10 @@ class ColumnPlan:
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise PlanError("Each column of the plan needs a name.")
         known = {item.name for item in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        values = {key: value for key, value in data.items() if key in known}
+        if "zeros_as_missing" in values:
+            values["zeros_as_missing"] = _as_bool(values["zeros_as_missing"], f"zeros_as_missing for {data['name']!r}")
+        return cls(**values)
 
     def validate(self, datetime_parts: tuple[str, ...] = ()) -> None:
         _check_choice(self.action, ACTIONS, f"action for {self.name!r}:")
@@ -183,6 +195,22 @@ class ColumnPlan:
             )
         if self.kind == "datetime" and self.encode not in {"datetime", "ordinal", "frequency", "onehot"}:
             raise PlanError(f"Column {self.name!r} holds dates; choose the datetime encoding.")
+        if self.zeros_as_missing and (self.encode != "none" or self.kind != "numeric"):
+            raise PlanError(
+                f"Reading 0 as missing applies to numeric measurements only; switch it off for {self.name!r}."
+            )
+
+
+def _as_bool(value: Any, what: str) -> bool:
+    """A yes/no setting sent as JSON (true/false) or by a form ("true"/"false", "1"/"0")."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "1", "yes", "on"}:
+        return True
+    if text in {"false", "0", "no", "off", ""}:
+        return False
+    raise PlanError(f"{what} must be true or false, not {value!r}.")
 
 
 @dataclass
@@ -351,7 +379,10 @@ def _plan_column(column: ColumnProfile, options: CleaningOptions) -> ColumnPlan:
             encode="none",
             scale=options.scaling,
             kind="numeric",
+            n_suspect_zeros=column.suspect_zeros,
         )
+        if column.suspect_zeros:
+            notes.append(f"{column.suspect_zeros} zeros probably mean missing")
     elif column.kind == "boolean":
         numeric = _is_numeric_dtype_name(column.dtype)
         plan = ColumnPlan(
@@ -435,6 +466,22 @@ class ToNumeric(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             if frame.shape[1]
             else np.empty((len(frame), 0))
         )
+
+
+class ZerosToMissing(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Read every 0 as a missing value (numeric input): a measurement that is never 0 was not taken."""
+
+    # Lets readers of a fitted pipeline (tabular.ml.inputs) tell a clinician that 0 counts as blank.
+    reads_zero_as_missing = True
+
+    def fit(self, X, y=None):
+        _remember_input(self, X)
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "n_features_in_")
+        values = _as_frame(X).to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.where(values == 0, np.nan, values)
 
 
 class IQRClipper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -581,6 +628,7 @@ def _group_key(column: ColumnPlan) -> tuple:
         "clip" if column.outliers == "clip" else "keep",
         column.scale,
         repr(column.fill_value),
+        column.zeros_as_missing,
     )
 
 
@@ -601,6 +649,8 @@ def _group_pipeline(column: ColumnPlan, options: CleaningOptions) -> Pipeline:
             steps.append(("expand", DatetimeExpander(parts=tuple(options.datetime_parts))))
         else:
             steps.append(("as_number", ToNumeric()))
+            if column.zeros_as_missing:
+                steps.append(("zeros", ZerosToMissing()))
             if column.outliers == "clip":
                 steps.append(("clip", IQRClipper()))
         steps.append(("impute", _imputer(column, categorical=False)))
@@ -633,7 +683,7 @@ def build_preprocessor(plan: CleaningPlan, *, feature_columns: list[str] | None 
     transformers = []
     for index, members in enumerate(groups.values()):
         first = members[0]
-        label = f"{first.encode}_{first.impute}_{first.scale}_{index}"
+        label = f"{first.encode}_{first.impute}_{first.scale}{'_zeros' if first.zeros_as_missing else ''}_{index}"
         transformers.append((label, _group_pipeline(first, plan.options), [column.name for column in members]))
     columns = ColumnTransformer(
         transformers,
@@ -670,14 +720,15 @@ def apply_row_steps(frame: pd.DataFrame, plan: CleaningPlan) -> tuple[pd.DataFra
         counts["duplicates"] = int(duplicated.sum())
         frame = frame[~duplicated]
     outlier_columns = [
-        column.name
+        column
         for column in plan.columns
         if column.action == "keep" and column.outliers == "drop_rows" and column.name in frame.columns
     ]
     if outlier_columns:
         drop = np.zeros(len(frame), dtype=bool)
-        for name in outlier_columns:
-            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        for column in outlier_columns:
+            name = column.name
+            values = _numbers_as_read(frame[name], column)
             low, high = iqr_fences(values)
             with np.errstate(invalid="ignore"):
                 outside = (values < low) | (values > high)
@@ -691,12 +742,20 @@ def apply_row_steps(frame: pd.DataFrame, plan: CleaningPlan) -> tuple[pd.DataFra
     return frame.reset_index(drop=True), counts
 
 
+def _numbers_as_read(values: pd.Series, column: ColumnPlan) -> np.ndarray:
+    """A numeric column as the pipeline reads it: unparseable text (and, with the zero rule, zeros) missing."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    if column.zeros_as_missing:
+        numbers = np.where(numbers == 0, np.nan, numbers)
+    return numbers
+
+
 def _n_missing_as_read(values: pd.Series, column: ColumnPlan) -> int:
-    """Cells the imputer will fill: missing ones, plus those the column's reader cannot parse."""
+    """Cells the imputer will fill: missing ones, those the column's reader cannot parse, zeros read as missing."""
     if column.encode == "datetime":
         return int(_to_datetime(values).isna().sum())
     if column.encode == "none":
-        return int(pd.to_numeric(values, errors="coerce").isna().sum())
+        return int(np.isnan(_numbers_as_read(values, column)).sum())
     return int(values.isna().sum())
 
 
@@ -735,7 +794,7 @@ def cleaning_report(frame: pd.DataFrame, plan: CleaningPlan) -> dict[str, Any]:
         n_imputed = _n_missing_as_read(values, column)
         n_clipped = 0
         if column.outliers == "clip":
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            numbers = _numbers_as_read(values, column)
             low, high = iqr_fences(numbers)
             with np.errstate(invalid="ignore"):
                 n_clipped = int(((numbers < low) | (numbers > high)).sum())
@@ -747,6 +806,10 @@ def cleaning_report(frame: pd.DataFrame, plan: CleaningPlan) -> dict[str, Any]:
                 "kind": column.kind,
                 "impute": column.impute,
                 "n_imputed": n_imputed,
+                "zeros_as_missing": column.zeros_as_missing,
+                "n_zeros_as_missing": int((pd.to_numeric(values, errors="coerce") == 0).sum())
+                if column.zeros_as_missing
+                else 0,
                 "outliers": column.outliers,
                 "n_clipped": n_clipped,
                 "n_outlier_rows_dropped": counts["outliers"].get(column.name, 0),

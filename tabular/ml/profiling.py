@@ -98,6 +98,8 @@ class ColumnProfile:
     outliers: dict[str, int] | None = None
     datetime_range: dict[str, str] | None = None
     text_stats: dict[str, float] | None = None
+    # Zeros of a measurement that cannot be 0 (cholesterol, blood pressure, BMI...): missing values coded as 0.
+    suspect_zeros: int = 0
 
     def has(self, flag: str) -> bool:
         return flag in self.flags
@@ -120,6 +122,7 @@ class ColumnProfile:
             "outliers": dict(self.outliers) if self.outliers is not None else None,
             "datetime_range": dict(self.datetime_range) if self.datetime_range else None,
             "text_stats": dict(self.text_stats) if self.text_stats else None,
+            "suspect_zeros": self.suspect_zeros,
         }
 
     @classmethod
@@ -396,6 +399,11 @@ def _profile_numeric(series: pd.Series, n_present: int, n_rows: int, common: dic
         notes.append("Every row has a different whole number: it looks like an ID, not a measurement.")
     else:
         kind = "numeric"
+    if kind == "boolean":
+        outliers = None  # a yes/no column has no outliers, whatever its two values' quartiles say
+    suspect_zeros = suspect_zero_count(common["name"], values) if kind == "numeric" else 0
+    if suspect_zeros:
+        notes.append(zero_as_missing_note(common["name"], suspect_zeros))
     top: tuple[dict[str, Any], ...] = ()
     if n_unique <= TOP_CATEGORIES * 2 and kind != "identifier":
         order = np.argsort(-counts, kind="stable")[:TOP_CATEGORIES]
@@ -414,6 +422,7 @@ def _profile_numeric(series: pd.Series, n_present: int, n_rows: int, common: dic
         histogram=histogram,
         top_categories=top,
         outliers=outliers,
+        suspect_zeros=suspect_zeros,
     )
 
 
@@ -640,6 +649,74 @@ def _finish_flags(column: ColumnProfile, series: pd.Series, n_rows: int) -> Colu
         # Keep names, phone numbers and the like out of the stored profile altogether.
         top = ()
     return ColumnProfile(**{**column.__dict__, "flags": tuple(flags), "notes": tuple(notes), "top_categories": top})
+
+
+# --- zeros that mean "not measured" ------------------------------------------------------
+# Exports of clinical tables often write a missing measurement as 0 (Pima's BloodPressure, a registry's totChol).
+# For a quantity that is never 0 in a living patient, those zeros are missing values: imputing them, rather than
+# reading them as measurements, keeps them from dragging medians and models down.
+
+# Column-name tokens (as `_name_tokens` splits them: "totChol" → tot, chol) naming such a measurement.
+_NEVER_ZERO_TOKENS = {
+    **dict.fromkeys(("chol", "cholesterol", "totchol", "hdl", "ldl"), "cholesterol"),
+    **dict.fromkeys(("triglycerides", "triglyceride", "trig"), "triglycerides"),
+    **dict.fromkeys(("bp", "sbp", "dbp", "sysbp", "diabp", "trestbps", "systolic", "diastolic"), "blood pressure"),
+    **dict.fromkeys(("bloodpressure",), "blood pressure"),
+    **dict.fromkeys(("bmi",), "BMI"),
+    **dict.fromkeys(("glucose", "glu", "fbg", "fpg"), "glucose"),
+    **dict.fromkeys(("heartrate", "pulse", "thalach", "bpm"), "heart rate"),
+    **dict.fromkeys(("hba1c", "a1c"), "HbA1c"),
+    **dict.fromkeys(("hemoglobin", "haemoglobin", "hgb", "hb"), "haemoglobin"),
+    **dict.fromkeys(("spo2",), "oxygen saturation"),
+    **dict.fromkeys(("skinthickness",), "skin-fold thickness"),
+    **{word: word for word in ("weight", "height", "insulin", "creatinine", "sodium", "potassium", "albumin")},
+    **{word: word for word in ("platelets", "hematocrit", "haematocrit", "temperature")},
+}
+_NEVER_ZERO_PAIRS = {
+    ("blood", "pressure"): "blood pressure",
+    ("heart", "rate"): "heart rate",
+    ("body", "mass"): "BMI",
+    ("skin", "thickness"): "skin-fold thickness",
+    ("respiratory", "rate"): "respiratory rate",
+    ("oxygen", "saturation"): "oxygen saturation",
+}
+# A change, a dose or a count of something can be 0 even when the measurement cannot.
+_ZERO_CAN_BE_REAL = {"change", "delta", "diff", "difference", "loss", "gain", "dose", "meds", "med", "medication"}
+_ZERO_CAN_BE_REAL |= {"treatment", "treated", "drug", "count", "n", "num", "number", "lowering", "flag"}
+
+
+def measurement_never_zero(name: str) -> str | None:
+    """What a column named `name` measures when that quantity is never 0 in a patient ("cholesterol"), else None."""
+    tokens = _name_tokens(name)
+    if not tokens or set(tokens) & _ZERO_CAN_BE_REAL:
+        return None
+    for pair, what in _NEVER_ZERO_PAIRS.items():
+        if set(pair) <= set(tokens):
+            return what
+    for token in tokens:
+        if token in _NEVER_ZERO_TOKENS:
+            return _NEVER_ZERO_TOKENS[token]
+    return None
+
+
+def suspect_zero_count(name: str, values: np.ndarray) -> int:
+    """How many zeros of a never-zero measurement the present `values` hold (0 when zeros may be real).
+
+    Zeros count only when every other value is positive and they are a minority: a column of mostly zeros, or one
+    with negative values, is some other quantity than its name suggests.
+    """
+    if measurement_never_zero(name) is None or not len(values):
+        return 0
+    n_zeros = int(np.count_nonzero(values == 0))
+    if n_zeros == 0 or n_zeros * 2 >= len(values) or bool(np.any(values < 0)):
+        return 0
+    return n_zeros
+
+
+def zero_as_missing_note(name: str, n_zeros: int) -> str:
+    what = measurement_never_zero(name) or "this measurement"
+    zeros = "1 zero" if n_zeros == 1 else f"{n_zeros} zeros"
+    return f"{zeros}: probably a missing value coded as 0 ({what} is never 0 in a patient)."
 
 
 # --- target and leakage ------------------------------------------------------------------
