@@ -71,6 +71,43 @@ def knowledge_base_counts() -> dict:
     }
 
 
+def knowledge_source_progress(*, user=None) -> list[dict]:
+    """Per source of the knowledge base, by name: how many documents it has, how many are ready, waiting (queued or
+    being indexed) or failed, and how far it is (ready documents plus the progress of the waiting ones, 0..1).
+
+    With `user`, only the documents that user may read count (no group, or one of their groups).
+    """
+    documents = KnowledgeDocument.objects.using(knowledge_base_alias())
+    if user is not None:
+        group_ids = list(user.groups.values_list("id", flat=True)) if user.is_authenticated else []
+        documents = documents.filter(Q(group_id__isnull=True) | Q(group_id__in=group_ids))
+    rows = documents.values_list("source", "status").annotate(n=Count("id"), progress=Sum("progress"))
+    by_source: dict[str, dict] = {}
+    waiting_states = {KnowledgeDocument.Status.QUEUED, KnowledgeDocument.Status.INGESTING}
+    for source, status, n, progress in rows.order_by():
+        entry = by_source.setdefault(
+            source, {"source": source, "documents": 0, "ready": 0, "waiting": 0, "failed": 0, "done": 0.0}
+        )
+        entry["documents"] += n
+        if status == KnowledgeDocument.Status.READY:
+            entry["ready"] += n
+            entry["done"] += n
+        elif status in waiting_states:
+            entry["waiting"] += n
+            entry["done"] += float(progress or 0.0)
+        else:
+            entry["failed"] += n
+    result = []
+    for source in sorted(by_source):
+        entry = by_source.pop(source)
+        done = entry.pop("done")
+        entry["progress"] = round(done / entry["documents"], 3) if entry["documents"] else 1.0
+        entry["percent"] = int(entry["progress"] * 100)
+        entry["state"] = "indexing" if entry["waiting"] else ("failed" if entry["failed"] else "ready")
+        result.append(entry)
+    return result
+
+
 def feedback_list_for_staff():
     """Every rating, thumbs-down first, newest first within each."""
     return Feedback.objects.select_related("message", "message__conversation", "user").order_by("rating", "-created_at")

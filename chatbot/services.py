@@ -387,7 +387,9 @@ def knowledge_base_load(
             "key", "id", "content_sha256", "status"
         )
     }
-    to_index: list[KnowledgeDocument] = []
+    keys: list[str] = []
+    new_rows: list[KnowledgeDocument] = []
+    now = timezone.now()
     for source in sources:
         fmt = getattr(source, "fmt", None) or KnowledgeDocument.Format.MARKDOWN
         digest = content_sha256(source.text, source.title, source.code or "", source.version or "", fmt)
@@ -410,20 +412,25 @@ def knowledge_base_load(
             "progress": 0.0,
             "error": "",
         }
-        document, created = documents.update_or_create(key=source.key, defaults=values)
-        report.created += created
-        report.updated += not created
-        to_index.append(document)
-    if not to_index:
+        if found:
+            documents.filter(pk=found[0]).update(**values, updated_at=now)
+            report.updated += 1
+        else:
+            new_rows.append(KnowledgeDocument(key=source.key, **values))
+            report.created += 1
+        keys.append(source.key)
+    # Every row exists, marked ingesting, before the first embedding starts: the chat page and the staff page can
+    # then say how far each source is from the start of a first load, not only once its turn comes.
+    documents.bulk_create(new_rows, batch_size=500)
+    if not keys:
         report.seconds = time.perf_counter() - started
         return report
-    for start in range(0, len(to_index), WRITE_BATCH_DOCUMENTS):
+    for start in range(0, len(keys), WRITE_BATCH_DOCUMENTS):
+        batch_keys = keys[start : start + WRITE_BATCH_DOCUMENTS]
         try:
             embedder = embedder or embedder_get()
-            batch = [
-                _Pending(document, _chunks_for(document))
-                for document in to_index[start : start + WRITE_BATCH_DOCUMENTS]
-            ]
+            by_key = {document.key: document for document in documents.filter(key__in=batch_keys)}
+            batch = [_Pending(by_key[key], _chunks_for(by_key[key])) for key in batch_keys]
             texts = [chunk.search_text for item in batch for chunk in item.chunks]
             vectors = _embed(texts, embedder=embedder)
             offset = 0
@@ -435,13 +442,14 @@ def knowledge_base_load(
             # This batch and the ones after it were never indexed: say so on their rows instead of leaving them
             # "ingesting" for ever. Documents already written stay ready; a re-run picks up the failed ones.
             reason = exc.message if isinstance(exc, ApplicationError) else f"{exc.__class__.__name__}: {exc}"
-            documents.filter(pk__in=[document.pk for document in to_index[start:]]).update(
-                status=KnowledgeDocument.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
-            )
+            for failed in range(start, len(keys), WRITE_BATCH_DOCUMENTS):
+                documents.filter(key__in=keys[failed : failed + WRITE_BATCH_DOCUMENTS]).update(
+                    status=KnowledgeDocument.Status.FAILED, error=reason[:2000], updated_at=timezone.now()
+                )
             raise
         report.chunks += len(texts)
         if on_progress is not None:
-            on_progress(f"{min(start + WRITE_BATCH_DOCUMENTS, len(to_index))}/{len(to_index)} documents indexed")
+            on_progress(f"{min(start + WRITE_BATCH_DOCUMENTS, len(keys))}/{len(keys)} documents indexed")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("chat/export", api.ExportView.as_view(), name="chat-export"),
     path("chat/import", api.ImportView.as_view(), name="chat-import"),
     path("chat/analytics", api.AnalyticsView.as_view(), name="chat-analytics"),
+    path("chat/sources", views.sources_status, name="chat-sources"),
     path("chat/knowledge", views.knowledge_page, name="chat-knowledge"),
     path("chat/knowledge/rows", views.knowledge_rows, name="chat-knowledge-rows"),
     path("chat/knowledge/<int:document_id>/delete", views.knowledge_delete, name="chat-knowledge-delete"),

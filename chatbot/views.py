@@ -1,14 +1,22 @@
-"""Chat pages: the chat itself, and for staff the knowledge base (documents, ingestion progress) page."""
+"""Chat pages: the chat itself (with the readiness of each knowledge source), and for staff the knowledge base
+(documents, page by page, and each source's indexing progress) page.
+
+The site's error handlers answer JSON under /chat/ (the JSON routes live there), so the staff pages here refuse with
+the site's 403 page themselves (accounts.permissions.staff_page_refusal) instead of raising PermissionDenied.
+"""
+
+from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.audit import audit_record
-from accounts.permissions import staff_required
+from accounts.permissions import staff_page_refusal
 from deepmed.exceptions import ApplicationError
 
 from . import selectors, services
@@ -17,6 +25,24 @@ from .forms import KnowledgeDocumentForm
 from .models import KnowledgeDocument
 
 SIDEBAR_CONVERSATIONS = 30
+KNOWLEDGE_PAGE_SIZE = 50
+
+
+def staff_page(view):
+    """Sign in first; then the view for staff with their second factor, the refusal of a staff page otherwise."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        refusal = staff_page_refusal(request)
+        return refusal if refusal is not None else view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _sources_context(user) -> dict:
+    sources = selectors.knowledge_source_progress(user=user)
+    return {"sources": sources, "sources_loading": any(source["waiting"] for source in sources)}
 
 
 @login_required
@@ -38,17 +64,33 @@ def chat_page(request):
         "current": current,
         "show_sources": preference.show_sources,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        **_sources_context(request.user),
     }
     return render(request, "chatbot/chat.html", context)
 
 
-def _knowledge_context() -> dict:
-    documents = list(selectors.knowledge_document_list()[:500])
-    busy = any(d.status in (KnowledgeDocument.Status.QUEUED, KnowledgeDocument.Status.INGESTING) for d in documents)
-    return {"documents": documents, "counts": selectors.knowledge_base_counts(), "busy": busy}
+@login_required
+def sources_status(request):
+    """The chat page's banner alone: which sources are ready and how far the others are (htmx polls it)."""
+    return render(request, "chatbot/_sources_status.html", _sources_context(request.user))
 
 
-@staff_required
+def _knowledge_context(request) -> dict:
+    page = Paginator(selectors.knowledge_document_list(), KNOWLEDGE_PAGE_SIZE).get_page(request.GET.get("page"))
+    sources = selectors.knowledge_source_progress()
+    busy = any(source["waiting"] for source in sources) or any(
+        document.status in (KnowledgeDocument.Status.QUEUED, KnowledgeDocument.Status.INGESTING) for document in page
+    )
+    return {
+        "documents": page.object_list,
+        "page": page,
+        "sources": sources,
+        "counts": selectors.knowledge_base_counts(),
+        "busy": busy,
+    }
+
+
+@staff_page
 def knowledge_page(request):
     form = KnowledgeDocumentForm()
     if request.method == "POST":
@@ -63,16 +105,16 @@ def knowledge_page(request):
             else:
                 messages.success(request, f"“{document.title}” was added; it is being indexed.")
                 return redirect("chat-knowledge")
-    return render(request, "chatbot/knowledge.html", {**_knowledge_context(), "form": form})
+    return render(request, "chatbot/knowledge.html", {**_knowledge_context(request), "form": form})
 
 
-@staff_required
+@staff_page
 def knowledge_rows(request):
-    """The documents table alone: htmx polls it while something is being ingested."""
-    return render(request, "chatbot/_knowledge_rows.html", _knowledge_context())
+    """The progress and documents tables alone: htmx polls them while something is being ingested."""
+    return render(request, "chatbot/_knowledge_rows.html", _knowledge_context(request))
 
 
-@staff_required
+@staff_page
 @require_POST
 def knowledge_delete(request, document_id: int):
     try:

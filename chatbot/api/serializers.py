@@ -134,6 +134,11 @@ class StatusSerializer(serializers.Serializer):
     knowledge_base = serializers.DictField()
     vector_store = serializers.DictField()
     embedding_model = serializers.DictField()
+    sources = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Per source you may read: documents, ready, waiting, failed, progress (0..1), percent and state "
+        "(ready, indexing or failed).",
+    )
 
 
 class ConfigSerializer(serializers.Serializer):

@@ -213,11 +213,11 @@ class StatusView(ChatView):
     @extend_schema(
         operation_id="chat_status",
         tags=[TAG],
-        summary="Generator in use, knowledge-base size, vector store and embedding model",
+        summary="Generator in use, knowledge-base size, vector store, embedding model and each source's readiness",
         responses={200: s.StatusSerializer},
     )
     def get(self, request):
-        return Response(chat_status())
+        return Response({**chat_status(), "sources": selectors.knowledge_source_progress(user=request.user)})
 
 
 def _config(user) -> dict:

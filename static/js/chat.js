@@ -4,7 +4,8 @@
 (function () {
   "use strict";
 
-  var app, log, form, input, sendButton, typing, errorBox, exportLink, endButton, emptyNote;
+  var app, log, form, input, sendButton, typing, errorBox, exportLink, endButton, emptyNote, historyList, historyEmpty;
+  var SIDEBAR_CONVERSATIONS = 30;
   var conversationId = "";
   var showSources = true;
   var busy = false;
@@ -299,6 +300,51 @@
     }
   }
 
+  function shortDate(iso) {
+    var date = new Date(iso);
+    return (
+      date.toLocaleDateString("en-GB", { day: "numeric", month: "short" }) +
+      ", " +
+      date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" })
+    );
+  }
+
+  // The sidebar lists the conversation as soon as its first answer is in (its title is the masked question).
+  function refreshConversations() {
+    if (!historyList || historyList.querySelector('a[href="/chat?c=' + conversationId + '"]')) {
+      return;
+    }
+    request("GET", "/chat/history").then(
+      function (data) {
+        historyList.textContent = "";
+        (data.conversations || []).slice(0, SIDEBAR_CONVERSATIONS).forEach(function (conversation) {
+          var item = el("li");
+          var link = el("a", "", conversation.title || "Untitled");
+          link.href = "/chat?c=" + conversation.id;
+          if (String(conversation.id) === conversationId) {
+            link.setAttribute("aria-current", "page");
+          }
+          var note = el("small", "muted");
+          var time = el("time", "", shortDate(conversation.started_at));
+          time.dateTime = conversation.started_at;
+          note.appendChild(time);
+          if (conversation.ended_at) {
+            note.appendChild(document.createTextNode(" · ended"));
+          }
+          item.appendChild(link);
+          item.appendChild(document.createTextNode(" "));
+          item.appendChild(note);
+          historyList.appendChild(item);
+        });
+        historyList.hidden = false;
+        historyEmpty.hidden = true;
+      },
+      function () {
+        // The list is a convenience: the next page load shows it anyway.
+      }
+    );
+  }
+
   function ensureConversation() {
     if (conversationId) {
       return Promise.resolve(conversationId);
@@ -335,6 +381,7 @@
           seeAlso: data.see_also,
           refused: data.refused,
         });
+        refreshConversations();
       })
       .catch(function (error) {
         pending.remove();
@@ -401,6 +448,8 @@
     exportLink = document.getElementById("chat-export");
     endButton = document.getElementById("chat-end");
     emptyNote = document.getElementById("chat-empty");
+    historyList = document.getElementById("chat-history");
+    historyEmpty = document.getElementById("chat-history-empty");
     conversationId = app.dataset.conversationId || "";
     showSources = app.dataset.showSources !== "false";
     form.addEventListener("submit", ask);

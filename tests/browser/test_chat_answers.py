@@ -54,3 +54,48 @@ def test_code_question_shows_the_term_and_code_in_the_first_sentence(signed_in_p
     # The neighbours retrieval found are offered apart, not as the answer's sources.
     expect(answer.locator(".chat-see-also summary")).to_contain_text("See also")
     assert page_problems.console_errors == [] and page_problems.page_errors == []
+
+
+@pytest.mark.usefixtures("kb")
+def test_loading_banner_shows_a_source_being_embedded_until_it_is_ready(signed_in_page, page_problems):
+    from chatbot.models import KnowledgeDocument
+
+    KnowledgeDocument.objects.bulk_create(
+        KnowledgeDocument(
+            key=f"hpo:pending:{index}",
+            title=f"Pending term {index}",
+            source="HPO",
+            content="text",
+            content_sha256="0" * 64,
+            status="ingesting",
+        )
+        for index in range(4)
+    )
+    page = signed_in_page
+    page.goto("/chat")
+    banner = page.locator("#chat-sources-status")
+    expect(banner).to_contain_text("Some sources are still being indexed")
+    hpo = banner.locator('li[data-source="HPO"]')
+    expect(hpo).to_contain_text("Indexing")
+    expect(hpo).to_contain_text("3 of 7 documents ready")  # the corpus's 3 HPO terms, 4 more on their way
+    expect(hpo.locator("progress")).to_have_count(1)
+    expect(banner.locator('li[data-source="ICD-10-CM"]')).to_contain_text("Ready")
+
+    KnowledgeDocument.objects.filter(key__startswith="hpo:pending:").update(status="ready", progress=1.0)
+    expect(hpo).to_contain_text("Ready", timeout=15_000)  # the banner polls itself
+    expect(banner).not_to_contain_text("still being indexed")
+    assert page_problems.console_errors == [] and page_problems.page_errors == []
+
+
+@pytest.mark.usefixtures("kb")
+def test_the_conversation_list_shows_a_new_conversation_without_a_reload(signed_in_page, page_problems):
+    page = signed_in_page
+    page.goto("/chat")
+    expect(page.locator("#chat-history-empty")).to_be_visible()
+    ask(page, "What does ICD-10 code E11 cover?")
+    history = page.locator("#chat-history")
+    expect(history.get_by_role("link", name="What does ICD-10 code E11 cover?")).to_have_attribute(
+        "aria-current", "page"
+    )
+    expect(page.locator("#chat-history-empty")).to_be_hidden()
+    assert page_problems.console_errors == [] and page_problems.page_errors == []
