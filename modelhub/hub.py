@@ -425,10 +425,18 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
 
     Tabular: the fitted pipeline, its input schema, the model report, `deepmed_runtime` (the loader and copies of
     the DeepMed modules the pipeline refers to, so it loads and predicts with only the libraries the README pins),
-    `requirements.txt` and `checksums.json`. Image and anomaly models: the checkpoint, metrics and (classifiers) a
-    TorchScript export, built by `imaging.services.imaging_model_download_zip`.
+    `requirements.txt` and `checksums.json`; and `model.onnx` where every step translates to ONNX and the
+    translation reproduces the model on check rows (the README says what does not). Image and anomaly models: the
+    checkpoint, metrics and (classifiers) a TorchScript export, built by `imaging.services.imaging_model_download_zip`.
     """
-    from tabular.bundles import StandaloneError, download_versions, pip_requirements, standalone_runtime_files
+    from tabular.bundles import (
+        StandaloneError,
+        download_versions,
+        onnx_download,
+        onnx_versions,
+        pip_requirements,
+        standalone_runtime_files,
+    )
 
     from .report import model_report_context
 
@@ -457,12 +465,16 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
         runtime_problem = ""
     except StandaloneError as error:
         runtime, runtime_problem = {}, str(error)
+    background = bundle_background(bundle=bundle, user=user)
+    onnx = onnx_download(bundle, background=background, ranges=model.input_ranges)
     files: dict[str, bytes] = {
         "pipeline.joblib": pipeline_bytes.getvalue(),
         "schema.json": json.dumps(schema_doc, indent=2, default=str).encode(),
         "requirements.txt": ("\n".join(pip_requirements(versions)) + "\n").encode(),
         **runtime,
     }
+    if onnx.model is not None:
+        files["model.onnx"] = onnx.model
     files["report.html"] = render_to_string(
         "modelhub/report_standalone.html", model_report_context(model=model, bundle=bundle, standalone=True)
     ).encode()
@@ -475,6 +487,8 @@ def model_download_zip(*, user, model_id, request=None) -> tuple[TrainingModel, 
             "requirements": pip_requirements(versions),
             "runtime": bool(runtime),
             "runtime_problem": runtime_problem,
+            "onnx": onnx,
+            "onnx_versions": onnx_versions(),
         },
     ).encode()
     checksums = {name: hashlib.sha256(content).hexdigest() for name, content in sorted(files.items())}

@@ -431,3 +431,52 @@ def download_versions(bundle: dict[str, Any]) -> dict[str, str]:
 def pip_requirements(versions: dict[str, str]) -> list[str]:
     """`distribution==version` lines for pip, from `download_versions` (Python itself left out)."""
     return [f"{_VERSIONED[key]}=={value}" for key, value in sorted(versions.items()) if key in _VERSIONED and value]
+
+
+# --- ONNX export -----------------------------------------------------------------------------------------------------
+
+
+def onnx_check_rows(bundle: dict[str, Any], *, background: pd.DataFrame | None, ranges: dict | None) -> pd.DataFrame:
+    """Rows to check an ONNX translation on: the model's reference rows when its dataset is still there, and rows
+    made from its schema (training ranges, categories, and every column empty once) so the check never depends on
+    the dataset."""
+    from .ml.schema import validate_rows
+
+    schema = bundle["schema"]
+    rng = np.random.default_rng(0)
+    ranges = ranges or {}
+    made: dict[str, list[Any]] = {}
+    n_rows = 40
+    for spec in schema.columns:
+        if spec.kind == "number":
+            low, high = ranges.get(spec.name, [0.0, 100.0])
+            values: list[Any] = list(np.round(rng.uniform(low, high, n_rows), 3))
+        elif spec.kind == "boolean":
+            values = list(rng.choice([True, False], n_rows))
+        elif spec.categories:
+            values = [spec.categories[i] for i in rng.integers(0, len(spec.categories), n_rows)]
+        else:
+            values = [None] * n_rows
+        values[0] = None  # one row with every value missing: the imputation paths are checked too
+        made[spec.name] = values
+    synthetic, _ignored = validate_rows(schema, pd.DataFrame(made))
+    if background is None or not len(background):
+        return synthetic
+    return pd.concat([background, synthetic], ignore_index=True)
+
+
+def onnx_download(bundle: dict[str, Any], *, background: pd.DataFrame | None, ranges: dict | None):
+    """`tabular.ml.onnx_export.onnx_export` of the bundle's pipeline, checked on `onnx_check_rows`."""
+    from .ml.onnx_export import OnnxExport, onnx_export
+    from .ml.schema import SchemaError
+
+    try:
+        check_rows = onnx_check_rows(bundle, background=background, ranges=ranges)
+    except (SchemaError, ValueError, TypeError) as error:
+        return OnnxExport(None, [f"no rows could be made to check a translation on ({error})"])
+    return onnx_export(bundle["pipeline"], check_rows)
+
+
+def onnx_versions() -> dict[str, str]:
+    """The ONNX libraries that made and checked an export (the README pins onnxruntime for running it)."""
+    return {"skl2onnx": _version("skl2onnx"), "onnx": _version("onnx"), "onnxruntime": _version("onnxruntime")}

@@ -106,9 +106,9 @@ def platform_model(alice, settings, tmp_path, django_capture_on_commit_callbacks
     dataset = dataset_create(user=alice, uploaded_file=upload)
     with django_capture_on_commit_callbacks(execute=True):
         run = training.training_run_start(
-            user=alice, dataset=dataset, target="outcome", models=["logistic_regression"], level=1, cv_folds=3
+            user=alice, dataset=dataset, target="outcome", models=["logistic_regression", "svm"], level=1, cv_folds=3
         )
-    return TrainingModel.objects.get(run=run)
+    return TrainingModel.objects.get(run=run, model_name="logistic_regression")
 
 
 def test_the_downloaded_zip_predicts_with_only_the_pinned_libraries(alice, platform_model, tmp_path):
@@ -194,3 +194,45 @@ def test_the_runtime_refuses_a_tampered_pipeline_and_predicts_a_csv(alice, platf
         [sys.executable, "-m", "deepmed_runtime", "patients.csv"], cwd=unpacked, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0 and "does not match its SHA-256" in result.stderr
+
+
+def test_the_zip_offers_an_onnx_file_that_gives_the_models_answers(alice, platform_model, tmp_path):
+    import numpy as np
+    import onnxruntime
+
+    archive = zipfile.ZipFile(io.BytesIO(_bearer(alice).get(f"/download_model/{platform_model.pk}").content))
+    assert "model.onnx" in archive.namelist()
+    readme = archive.read("README.txt").decode()
+    assert "model.onnx is this model translated to ONNX" in readme
+    assert f"onnxruntime=={metadata.version('onnxruntime')}" in readme
+
+    rows = patients_frame(30, seed=8).drop(columns=["outcome"])
+    rows.loc[0, "bmi"] = None
+    records = json.loads(rows.to_json(orient="records"))
+    session = onnxruntime.InferenceSession(archive.read("model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {
+        "age": rows[["age"]].to_numpy(np.float32),
+        "bmi": rows[["bmi"]].to_numpy(np.float32),
+        "smoker": rows[["smoker"]].astype(str).to_numpy(object),
+    }
+    labels, probabilities = session.run(None, feed)
+    served = (
+        _bearer(alice)
+        .post("/api/predict_tabular", {"model_id": platform_model.pk, "rows": records}, format="json")
+        .json()["predictions"]
+    )
+    classes = list(json.loads(archive.read("schema.json"))["class_labels"])
+    for row, prediction in enumerate(served):
+        expected = [prediction["probabilities"][label] for label in classes]
+        assert probabilities[row] == pytest.approx(expected, abs=1e-3)
+    assert [str(label) for label in labels] == [str(prediction["label"]) for prediction in served]
+
+
+def test_an_svm_gets_no_onnx_file_and_the_readme_says_why(alice, platform_model):
+    svm = TrainingModel.objects.get(run=platform_model.run, model_name="svm")
+    archive = zipfile.ZipFile(io.BytesIO(_bearer(alice).get(f"/download_model/{svm.pk}").content))
+    assert "model.onnx" not in archive.namelist()
+    readme = archive.read("README.txt").decode()
+    assert "No ONNX file is included" in readme
+    assert "scores come from decision_function" in readme
+    assert "deepmed_runtime/__init__.py" in archive.namelist(), "the SVM still ships with its runtime"
