@@ -269,14 +269,22 @@ def feature_importance_compute(pipeline, holdout: tuple[pd.DataFrame, Any] | Non
 
     from .ml.explain import _model_importances, feature_importance
 
+    failure = ""
     if holdout is not None:
-        # One native thread: the repeated predictions are small, and spinning OpenMP workers slow a busy server.
-        with threadpool_limits(limits=1):
-            result = feature_importance(pipeline, *holdout)
+        try:
+            # One native thread: the repeated predictions are small, and spinning OpenMP workers slow a busy server.
+            with threadpool_limits(limits=1):
+                result = feature_importance(pipeline, *holdout)
+        except (ValueError, TypeError) as error:  # e.g. a hold-out with a single class: ROC AUC is undefined
+            holdout, failure = None, str(error)
+    if holdout is not None:
         source = (
             f"permutation importance on the {len(holdout[0])} hold-out rows (drop in ROC AUC), "
             "and the model's own importances"
         )
+    elif failure:
+        result = {"permutation": None, "model": _model_importances(pipeline)}
+        source = f"the model's own importances only: permutation importance on the hold-out rows failed ({failure})"
     else:
         result = {"permutation": None, "model": _model_importances(pipeline)}
         source = (

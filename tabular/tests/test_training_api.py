@@ -161,7 +161,8 @@ def test_training_page_starts_a_run_and_the_run_page_shows_the_leaderboard(
     assert page.status_code == 200
     assert b"Leaderboard" in page.content and b'id="run-curves"' in page.content
     assert b"Gaussian naive Bayes" in page.content
-    assert f'action="/models/{run.models.get().pk}/select"'.encode() in page.content
+    for model in run.models.all():  # each row's button selects that row's model
+        assert f'action="/models/{model.pk}/select"'.encode() in page.content
     progress = alice_web.get(f"/training/runs/{run.pk}/progress")
     assert progress["HX-Refresh"] == "true"
 
