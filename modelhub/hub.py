@@ -50,10 +50,19 @@ LOWER_IS_BETTER = {"brier", "log_loss"}
 BACKGROUND_ROWS = 200
 
 
+def _row_id(value) -> int:
+    """An id from a URL, body or query string; anything that cannot be a row id (text, ≤ 0, past 64 bits) is a
+    ValueError, so it answers 404 like a missing row instead of reaching the database."""
+    number = int(value)
+    if not 0 < number < 2**63:
+        raise ValueError(value)
+    return number
+
+
 def model_get_for_user(*, user, model_id) -> TrainingModel:
     """The user's model, or NotFound (another user's model is indistinguishable from a missing one)."""
     try:
-        return TrainingModel.objects.select_related("run").get(pk=int(model_id), user=user)
+        return TrainingModel.objects.select_related("run").get(pk=_row_id(model_id), user=user)
     except (TrainingModel.DoesNotExist, TypeError, ValueError):
         raise NotFound("No such model among yours.") from None
 
@@ -61,7 +70,7 @@ def model_get_for_user(*, user, model_id) -> TrainingModel:
 def run_get_for_user(*, user, run_id) -> TrainingRun:
     """The user's training run of any kind (tabular, image, anomaly), or NotFound for anyone else's."""
     try:
-        return TrainingRun.objects.get(pk=int(run_id), user=user)
+        return TrainingRun.objects.get(pk=_row_id(run_id), user=user)
     except (TrainingRun.DoesNotExist, TypeError, ValueError):
         raise NotFound("No training run of yours has this id.") from None
 

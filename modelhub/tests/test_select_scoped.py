@@ -114,6 +114,9 @@ def test_another_users_run_is_404_and_selects_nothing(alice, charlie, two_datase
     assert response.status_code == 404
     assert not TrainingModel.objects.filter(is_selected=True).exists()
     assert _client(charlie).post(f"/models/{two_datasets['heart_svm'].pk}/select").status_code == 404
+    for run in ("abc", "0", "99999999999999999999999"):
+        response = _client(alice).post(f"/select_model/svm/roc_auc?run={run}", HTTP_ACCEPT="application/json")
+        assert response.status_code == 404, run
     assert not TrainingModel.objects.filter(is_selected=True).exists()
 
 
