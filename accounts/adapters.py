@@ -10,6 +10,7 @@ from django.conf import settings
 
 from deepmed.client_ip import client_ip
 
+from .models import email_normalise
 from .services import email_send_later
 
 PLATFORM_NAME = "DeepMed"
@@ -29,6 +30,10 @@ class AccountAdapter(DefaultAccountAdapter):
             request.axes_credentials = credentials
             raise self.validation_error("too_many_login_attempts")
         super().pre_authenticate(request, **credentials)
+
+    def clean_email(self, email: str) -> str:
+        # Registration, password reset and address changes store and look up the one normal form.
+        return email_normalise(super().clean_email(email))
 
     def format_email_subject(self, subject: str) -> str:
         return f"[{PLATFORM_NAME}] {subject}"

@@ -1,18 +1,36 @@
 """Users (the original `users` table) and the append-only audit log."""
 
+import unicodedata
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
 
+def email_normalise(value: str | None) -> str:
+    """The one form of an e-mail address that is stored, looked up, registered and locked out: NFKC, casefolded.
+
+    Full-width letters, ligatures and letter case (including "ß" = "ss") collapse to one spelling, so every door
+    (web, admin, API, registration, django-axes' lockout key) names an account the same way. Accents are kept: they
+    make another address. Lookups compare this form exactly (on MariaDB the column is binary, migration 0003).
+    """
+    folded = unicodedata.normalize("NFKC", (value or "").strip()).casefold()
+    # casefold() can leave a string NFKC would change again (it decomposes "ΐ"); a second pass makes it a fixed point.
+    return unicodedata.normalize("NFKC", folded)
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
+
+    @classmethod
+    def normalize_email(cls, email):
+        return email_normalise(email)
 
     def _create_user(self, email, password, **extra_fields):
         if not email:
             raise ValueError("An email address is required")
-        email = self.normalize_email(email).lower()
+        email = self.normalize_email(email)
         user = self.model(email=email, **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
@@ -29,7 +47,8 @@ class UserManager(BaseUserManager):
         return self._create_user(email, password, **extra_fields)
 
     def get_by_natural_key(self, username):
-        return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
+        # Exact on the normal form: `iexact` is also accent-insensitive on MariaDB and found other addresses.
+        return self.get(**{self.model.USERNAME_FIELD: email_normalise(username)})
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -55,6 +74,15 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self):
         return self.email
 
+    @classmethod
+    def normalize_username(cls, username):
+        # Called by clean(), so the admin's forms store (and check uniqueness of) the normal form too.
+        return email_normalise(username)
+
+    def save(self, *args, **kwargs):
+        self.email = email_normalise(self.email)
+        super().save(*args, **kwargs)
+
     def get_full_name(self):
         return f"{self.first_name} {self.last_name}".strip() or self.email
 
@@ -70,6 +98,7 @@ class AuditEvent(models.Model):
         LOGIN_FAILED = "login_failed", "Login failed"
         LOGOUT = "logout", "Logout"
         LOCKED_OUT = "locked_out", "Locked out"
+        ACCOUNT_LOCKED = "account_locked", "Account locked (failures from many addresses)"
         FORCE_LOGOUT = "force_logout", "Force logout"
         TOKEN_ISSUED = "token_issued", "API token issued"
         TOKEN_FAILED = "token_failed", "API token refused"

@@ -33,7 +33,7 @@ from deepmed.jobs import BROKER_UNAVAILABLE
 from .api.authentication import AUTH_TIME_CLAIM, OTP_CLAIM
 from .audit import audit_record
 from .mfa import MFAError, mfa_match_code, user_has_confirmed_mfa
-from .models import AuditEvent, User
+from .models import AuditEvent, User, email_normalise
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,17 @@ class TokenRefused(ApplicationError):
         super().__init__(message, code=code, status_code=status_code, headers=headers)
 
 
-def _lockout_refusal() -> TokenRefused:
+def _lockout_refusal(request) -> TokenRefused:
+    if getattr(request, "axes_account_locked", False):
+        # accounts.lockout: the account-wide limit, reached from many addresses.
+        window = settings.LOGIN_ACCOUNT_FAILURE_WINDOW_MINUTES
+        return TokenRefused(
+            "Too many failed sign-in attempts on this account from many addresses: it is locked for everyone for "
+            f"up to {window} minutes, and its owner was told by e-mail. An administrator can unlock it sooner.",
+            code="locked_out",
+            status_code=axes_settings.AXES_HTTP_RESPONSE_CODE,
+            headers={"Retry-After": str(window * 60)},
+        )
     cool_off = get_cool_off()
     minutes = int(cool_off.total_seconds() // 60) if cool_off else None
     wait = f"Try again in {minutes} minutes" if minutes else "Ask an administrator to unlock it"
@@ -102,14 +112,14 @@ def token_pair_obtain(*, request, email: str, password: str, otp: str | None = N
     Raises TokenRefused with code authentication_failed, otp_required, otp_invalid, otp_throttled, locked_out or
     email_unverified.
     """
-    email = email.strip().lower()
+    email = email_normalise(email)
     user = authenticate(request=request, email=email, password=password)
     if user is None:
         # Inactive users and unknown emails land here too: the answer must not tell them apart.
         locked = _is_locked_out(request)
         _token_failed(request=request, email=email, reason="locked_out" if locked else "bad_credentials")
         if locked:
-            raise _lockout_refusal()
+            raise _lockout_refusal(request)
         raise TokenRefused("The email address or password is not correct.")
 
     uses_mfa = user_has_confirmed_mfa(user)
@@ -163,7 +173,7 @@ def _token_otp_check(*, request, email: str, user: User, otp: str | None) -> Non
     user_login_failed.send(sender=__name__, credentials={"email": email}, request=request)
     if _is_locked_out(request):
         _token_failed(request=request, email=email, reason="locked_out", user=user)
-        raise _lockout_refusal()
+        raise _lockout_refusal(request)
     if throttled is not None:
         _token_failed(request=request, email=email, reason=throttled.code, user=user)
         raise TokenRefused(throttled.message, code=throttled.code, status_code=status.HTTP_429_TOO_MANY_REQUESTS)

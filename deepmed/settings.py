@@ -245,6 +245,15 @@ AXES_LOCKOUT_TEMPLATE = "account/locked.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_VERBOSE = False
+# ...plus a limit per account from any addresses (accounts/lockout.py reads axes' failure log): this many failures
+# within the window lock the account until they leave it, and its owner is told by e-mail.
+AXES_HANDLER = "accounts.lockout.LockoutHandler"
+LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("LOGIN_ACCOUNT_FAILURE_LIMIT", 50, minimum=1)
+LOGIN_ACCOUNT_FAILURE_WINDOW_MINUTES = env_int("LOGIN_ACCOUNT_FAILURE_WINDOW_MINUTES", 60, minimum=1)
+# axes keeps this many failures per account in its log; the account-wide limit must fit in it.
+AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT = 1000
+if LOGIN_ACCOUNT_FAILURE_LIMIT > AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT:
+    raise ImproperlyConfigured(f"LOGIN_ACCOUNT_FAILURE_LIMIT must be at most {AXES_ACCESS_FAILURE_LOG_PER_USER_LIMIT}")
 
 # The client's address behind our own proxies (nginx, an ingress): the TRUSTED_PROXY_COUNT-th X-Forwarded-For entry
 # from the right, REMOTE_ADDR with 0. Every per-client limit applies this one rule (deepmed/client_ip.py), else

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import services
-from accounts.models import User
+from accounts.models import User, email_normalise
 from accounts.permissions import IsVerifiedStaff
 from deepmed.api_schema import error_response
 from deepmed.exceptions import NotFound
@@ -162,7 +162,7 @@ class ForceLogoutView(APIView):
         if "user_id" in serializer.validated_data:
             lookup["pk"] = serializer.validated_data["user_id"]
         if serializer.validated_data.get("email"):
-            lookup["email__iexact"] = serializer.validated_data["email"]
+            lookup["email"] = email_normalise(serializer.validated_data["email"])
         user = User.objects.filter(**lookup).first()
         if user is None:
             raise NotFound("No user has that id or email address. Check it in the admin's user list.")
