@@ -129,8 +129,8 @@ LABELS: dict[str, dict[str, str]] = {
     },
     "calibration": {
         "none": "not recalibrated",
-        "sigmoid": "sigmoid (Platt)",
-        "isotonic": "isotonic",
+        "sigmoid": "recalibrated (sigmoid)",
+        "isotonic": "recalibrated (isotonic)",
     },
     "threshold_method": {
         "youden": "Youden's J on out-of-fold predictions",

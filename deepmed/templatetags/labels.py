@@ -1,6 +1,9 @@
 """`{% load labels %}`: `{{ value|label:"metric" }}` and friends, the interface words of deepmed.labels."""
 
 from django import template
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
 
 from deepmed.labels import hyperparameter_name, hyperparameter_value
 from deepmed.labels import label as label_for
@@ -34,3 +37,14 @@ def hyperparameter(name) -> str:
 @register.filter
 def hyperparameter_shown(value) -> str:
     return hyperparameter_value(value)
+
+
+@register.filter
+def moment(value) -> str:
+    """An ISO 8601 time stored in JSON ("2026-12-02T14:40:19+00:00") as a reader writes it: "2 Dec 2026, 14:40"."""
+    when = parse_datetime(str(value)) if value else None
+    if when is None:
+        return str(value or "")
+    if timezone.is_aware(when):
+        when = timezone.localtime(when)
+    return date_format(when, "j M Y, H:i")

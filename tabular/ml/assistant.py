@@ -42,6 +42,10 @@ def _warning(code: str, severity: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message, "severity": severity}
 
 
+# The metric words of the warnings (the pages' own map, deepmed.labels, is out of reach of this Django-free module).
+_SHOWN_METRICS = {"roc_auc": "ROC AUC", "sensitivity": "sensitivity", "specificity": "specificity"}
+
+
 def model_warnings(
     result: Any,
     *,
@@ -74,7 +78,7 @@ def model_warnings(
         if (width := _width(intervals, key)) is not None and width > WIDE_INTERVAL
     }
     if unstable:
-        listed = ", ".join(f"{key.replace('_', ' ')} (interval width {width:.2f})" for key, width in unstable.items())
+        listed = ", ".join(f"{_SHOWN_METRICS[key]} (interval width {width:.2f})" for key, width in unstable.items())
         warnings.append(
             _warning(
                 "unstable_estimates",
@@ -123,8 +127,9 @@ def model_warnings(
             _warning(
                 "poor_calibration",
                 "warning",
-                f"Predicted risks are off by {calibration_error:.0%} on average on the test set (calibration: "
-                f"{method}). Use the ranking and the threshold, not the percentages, for decisions.",
+                f"Predicted risks are off by {calibration_error:.0%} on average on the test set "
+                f"({'not recalibrated' if method == 'none' else f'recalibrated with the {method} method'}). "
+                "Use the ranking and the threshold, not the percentages, for decisions.",
             )
         )
 
