@@ -27,7 +27,7 @@ from deepmed.middleware import wants_json
 from deepmed.pages import page_not_found
 
 from . import hub, services
-from .api.serializers import SelectionChoiceSerializer, TrainingModelSerializer
+from .api.serializers import SelectedSerializer, SelectionChoiceSerializer
 from .models import TrainingRun
 from .report import METRIC_LABELS, image_model_report_context, model_report_context
 from .selectors import training_model_list_for_user
@@ -131,7 +131,7 @@ class SelectModelView(_PageOrTokenView):
         parameters=[_RUN_PARAMETER],
         request=None,
         responses={
-            200: TrainingModelSerializer,
+            200: SelectedSerializer,
             400: error_response("Unknown metric."),
             401: error_response("Not signed in, or the access token is not valid."),
             403: error_response("A browser session without its CSRF token."),
@@ -151,7 +151,8 @@ class SelectModelView(_PageOrTokenView):
         except ApplicationError as error:
             return self._page_error(request, error)
         if self._is_api_call(request):
-            return Response(TrainingModelSerializer(model).data)
+            # The original system's answer, kept as it was: integrators compare it.
+            return Response({"id": model.pk, "model_name": model.model_name, "metric": metric, "is_selected": True})
         messages.success(request._request, f"Selected {model.model_name} (model {model.pk}) of run {model.run_id}.")
         return redirect("modelhub-my-models")
 

@@ -69,6 +69,15 @@ class SelectionChoiceSerializer(serializers.Serializer):
     metric_value = serializers.FloatField(allow_null=True)
 
 
+class SelectedSerializer(serializers.Serializer):
+    """The answer of POST /select_model/<name>/<metric> (the original system's shape)."""
+
+    id = serializers.IntegerField()
+    model_name = serializers.CharField()
+    metric = serializers.CharField()
+    is_selected = serializers.BooleanField()
+
+
 class PinRequestSerializer(serializers.Serializer):
     pinned = serializers.BooleanField(default=True, help_text="true pins (kept past retention), false unpins.")
 
