@@ -73,7 +73,7 @@ LABELS: dict[str, dict[str, str]] = {
         "rfe": "recursive feature elimination",
     },
     "plan_field": {
-        "action": "Use",
+        "action": "Action",
         "impute": "Fill missing with",
         "outliers": "Outliers",
         "encode": "Encoding",
