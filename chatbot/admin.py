@@ -12,6 +12,10 @@ class KnowledgeDocumentAdmin(admin.ModelAdmin):
     search_fields = ["title", "code", "key"]
     readonly_fields = ["key", "content_sha256", "status", "progress", "error", "n_chunks", "created_at", "updated_at"]
 
+    def get_queryset(self, request):
+        # Staff curate the shared knowledge base; the documents users attach to their conversations are theirs.
+        return super().get_queryset(request).filter(owner_id__isnull=True)
+
 
 @admin.register(KnowledgeChunk)
 class KnowledgeChunkAdmin(admin.ModelAdmin):
@@ -19,6 +23,9 @@ class KnowledgeChunkAdmin(admin.ModelAdmin):
     search_fields = ["key", "code"]
     exclude = ["embedding_f32"]
     readonly_fields = ["document", "key", "ordinal", "text", "heading", "code", "metadata", "n_terms"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(document__owner_id__isnull=True)
 
 
 class MessageInline(admin.TabularInline):

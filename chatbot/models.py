@@ -12,7 +12,8 @@ EMBEDDING_DIMENSION = 384
 
 
 class KnowledgeDocument(models.Model):
-    """One source text of the knowledge base (a guide section, an ICD-10-CM category, an HPO term, an upload)."""
+    """One source text of the knowledge base (a guide section, an ICD-10-CM category, an HPO term, an upload), or
+    a user's document attached to a conversation."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -56,6 +57,25 @@ class KnowledgeDocument(models.Model):
         db_constraint=False,
         related_name="+",
     )
+    # A document a user attached to one of their conversations: private to that user and that conversation, never
+    # part of the shared knowledge base (the vector stores and the staff pages leave it out). Both null for the
+    # shared documents. Ids without constraints, like `group` (see the module doc).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    conversation = models.ForeignKey(
+        "chatbot.Conversation",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
@@ -66,7 +86,10 @@ class KnowledgeDocument(models.Model):
 
     class Meta:
         ordering = ["source", "title"]
-        indexes = [models.Index(fields=["source", "code"])]
+        indexes = [
+            models.Index(fields=["source", "code"]),
+            models.Index(fields=["owner", "conversation"], name="chatbot_doc_owner_conversation"),
+        ]
 
     def __str__(self):
         return f"{self.title} ({self.source})"

@@ -38,36 +38,55 @@ def message_list(*, conversation: Conversation):
     return conversation.messages.prefetch_related("feedback").order_by("created_at", "id")
 
 
+def shared_documents():
+    """The shared knowledge base: every document but those users attached to their conversations."""
+    return KnowledgeDocument.objects.using(knowledge_base_alias()).filter(owner_id__isnull=True)
+
+
 def knowledge_document_list():
-    return KnowledgeDocument.objects.using(knowledge_base_alias()).order_by("-updated_at", "-id")
+    return shared_documents().order_by("-updated_at", "-id")
 
 
 def knowledge_document_get(*, document_id) -> KnowledgeDocument:
+    """A document of the shared knowledge base; a user's attached document is "not found" here, for staff too."""
     try:
-        return KnowledgeDocument.objects.using(knowledge_base_alias()).get(pk=int(document_id))
+        return shared_documents().get(pk=int(document_id))
     except (KnowledgeDocument.DoesNotExist, TypeError, ValueError) as exc:
         raise NotFound("No knowledge-base document with this id.", code="document_not_found") from exc
 
 
+def attached_document_list(*, conversation: Conversation):
+    """The documents the conversation's owner attached to it, oldest first."""
+    return (
+        KnowledgeDocument.objects.using(knowledge_base_alias())
+        .filter(owner_id=conversation.owner_id, conversation_id=conversation.pk)
+        .defer("content")
+        .order_by("created_at", "id")
+    )
+
+
+def attached_document_get_for_user(*, user, document_id) -> KnowledgeDocument:
+    """One of the user's own attached documents; anyone else's (or a shared one) is "not found"."""
+    try:
+        return KnowledgeDocument.objects.using(knowledge_base_alias()).get(owner_id=user.pk, pk=int(document_id))
+    except (KnowledgeDocument.DoesNotExist, TypeError, ValueError) as exc:
+        raise NotFound("No attached document with this id belongs to you.", code="document_not_found") from exc
+
+
 def knowledge_base_counts() -> dict:
     alias = knowledge_base_alias()
-    by_status = dict(
-        KnowledgeDocument.objects.using(alias).values_list("status").annotate(n=Count("id")).values_list("status", "n")
-    )
+    documents = shared_documents()
+    by_status = dict(documents.values_list("status").annotate(n=Count("id")).values_list("status", "n").order_by())
+    by_source = dict(documents.values_list("source").annotate(n=Count("id")).values_list("source", "n").order_by())
     return {
         "documents": sum(by_status.values()),
-        "chunks": KnowledgeChunk.objects.using(alias).count(),
+        "chunks": KnowledgeChunk.objects.using(alias).filter(document__owner_id__isnull=True).count(),
         "by_status": by_status,
-        "by_source": dict(
-            KnowledgeDocument.objects.using(alias)
-            .values_list("source")
-            .annotate(n=Count("id"))
-            .values_list("source", "n")
-        ),
-        "ingesting": KnowledgeDocument.objects.using(alias)
-        .filter(status__in=[KnowledgeDocument.Status.QUEUED, KnowledgeDocument.Status.INGESTING])
-        .count(),
-        "total_chunks_recorded": KnowledgeDocument.objects.using(alias).aggregate(n=Sum("n_chunks"))["n"] or 0,
+        "by_source": by_source,
+        "ingesting": documents.filter(
+            status__in=[KnowledgeDocument.Status.QUEUED, KnowledgeDocument.Status.INGESTING]
+        ).count(),
+        "total_chunks_recorded": documents.aggregate(n=Sum("n_chunks"))["n"] or 0,
     }
 
 
@@ -77,7 +96,7 @@ def knowledge_source_progress(*, user=None) -> list[dict]:
 
     With `user`, only the documents that user may read count (no group, or one of their groups).
     """
-    documents = KnowledgeDocument.objects.using(knowledge_base_alias())
+    documents = shared_documents()
     if user is not None:
         group_ids = list(user.groups.values_list("id", flat=True)) if user.is_authenticated else []
         documents = documents.filter(Q(group_id__isnull=True) | Q(group_id__in=group_ids))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from deepmed.exceptions import ApplicationError, NotFound
@@ -85,27 +86,33 @@ def _document_text(content: str, fmt: str) -> tuple[str, str]:
     return content, fmt
 
 
-def document_text_from_upload(*, data: bytes, filename: str) -> tuple[str, str]:
-    """(content, format) of an uploaded file, judged from its bytes (a PDF signature) and then its text."""
-    from .rag.chunking import DocumentParseError, pdf_to_text
+def document_text_from_upload(
+    *, data: bytes, filename: str, max_mb: int | None = None, allow_html: bool = True
+) -> tuple[str, str]:
+    """(content, format) of an uploaded file, judged from its bytes (a PDF signature) and then its text.
 
-    max_bytes = settings.CHAT_MAX_DOCUMENT_MB * 1024 * 1024
-    if len(data) > max_bytes:
+    `max_mb` defaults to CHAT_MAX_DOCUMENT_MB (staff uploads); without `allow_html` only PDF, Markdown and plain
+    text are accepted (documents users attach to a conversation).
+    """
+    from .rag.chunking import DocumentParseError, NoTextInDocument, pdf_to_text
+
+    setting = "CHAT_MAX_DOCUMENT_MB" if max_mb is None else "CHAT_ATTACHMENT_MAX_MB"
+    max_mb = settings.CHAT_MAX_DOCUMENT_MB if max_mb is None else max_mb
+    if len(data) > max_mb * 1024 * 1024:
         raise ApplicationError(
-            f"The file is larger than {settings.CHAT_MAX_DOCUMENT_MB} MB (CHAT_MAX_DOCUMENT_MB): split it or "
-            "upload a shorter version.",
+            f"The file is larger than {max_mb} MB ({setting}): split it or upload a shorter version.",
             code="file_too_large",
         )
     if data.startswith(b"%PDF-"):
         try:
             return pdf_to_text(data), KnowledgeDocument.Format.TEXT
+        except NoTextInDocument as exc:
+            raise ApplicationError(str(exc), code="no_text") from exc
         except DocumentParseError as exc:
             raise ApplicationError(str(exc), code="unreadable_pdf") from exc
+    kinds = "text (Markdown, HTML, plain text) nor a PDF" if allow_html else "a PDF, Markdown nor plain text"
     if b"\x00" in data[:4096]:
-        raise ApplicationError(
-            "The file is neither text (Markdown, HTML, plain text) nor a PDF: upload one of those.",
-            code="unsupported_file",
-        )
+        raise ApplicationError(f"The file is neither {kinds}: upload one of those.", code="unsupported_file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -115,6 +122,8 @@ def document_text_from_upload(*, data: bytes, filename: str) -> tuple[str, str]:
     lowered = text.lstrip()[:2000].lower()
     name = filename.lower()
     if name.endswith((".html", ".htm")) or lowered.startswith(("<!doctype html", "<html")):
+        if not allow_html:
+            raise ApplicationError(f"The file is neither {kinds}: upload one of those.", code="unsupported_file")
         return text, KnowledgeDocument.Format.HTML
     if name.endswith((".md", ".markdown")):
         return text, KnowledgeDocument.Format.MARKDOWN
@@ -206,6 +215,74 @@ def knowledge_document_delete(*, document: KnowledgeDocument) -> None:
         KnowledgeChunk.objects.using(alias).filter(document_id=document.pk).delete()
         document.delete(using=alias)
     NumpyStore.invalidate()
+
+
+# --- documents attached to a conversation ------------------------------------------------------------------------
+
+ATTACHMENT_SOURCE = "Your documents"
+MAX_ATTACHMENTS_PER_CONVERSATION = 10
+
+
+def conversation_document_attach(*, user, conversation: Conversation, data: bytes, filename: str) -> KnowledgeDocument:
+    """A PDF, Markdown or text file attached by `user` to their `conversation`: private to them and to it, its
+    personal data masked before anything is stored, indexed on the chatbot queue like a shared document.
+
+    Refused: another user's conversation (not found), an ended one, a file over CHAT_ATTACHMENT_MAX_MB, another
+    type of file, a scan without text, an empty file, more than MAX_ATTACHMENTS_PER_CONVERSATION documents.
+    """
+    from .rag.safety import deidentify_text, mask_personal_data
+
+    if conversation.owner_id != user.pk:
+        raise NotFound("No conversation with this id belongs to you.", code="conversation_not_found")
+    if conversation.ended_at is not None:
+        raise ApplicationError(
+            "This conversation has ended: start a new one to attach documents.",
+            code="conversation_ended",
+            status_code=409,
+        )
+    alias = knowledge_base_alias()
+    attached = KnowledgeDocument.objects.using(alias).filter(owner_id=user.pk, conversation_id=conversation.pk)
+    if attached.count() >= MAX_ATTACHMENTS_PER_CONVERSATION:
+        raise ApplicationError(
+            f"A conversation holds at most {MAX_ATTACHMENTS_PER_CONVERSATION} documents: remove one first, or start a "
+            "new conversation.",
+            code="too_many_documents",
+        )
+    content, fmt = document_text_from_upload(
+        data=data, filename=filename, max_mb=settings.CHAT_ATTACHMENT_MAX_MB, allow_html=False
+    )
+    content = deidentify_text(content)
+    if not content.strip():
+        raise ApplicationError("The document is empty: there is no text to answer from.", code="empty_document")
+    title = mask_personal_data(" ".join((filename or "").replace("\\", "/").rsplit("/", 1)[-1].split()))[:300]
+    with transaction.atomic(using=alias):
+        document = KnowledgeDocument.objects.using(alias).create(
+            key=f"pending:{timezone.now().timestamp()}:{threading.get_ident()}",
+            title=title or "Attached document",
+            source=ATTACHMENT_SOURCE,
+            format=fmt,
+            content=content,
+            content_sha256=content_sha256(content),
+            owner_id=user.pk,
+            conversation_id=conversation.pk,
+            created_by_id=user.pk,
+        )
+        document.key = f"attachment:{document.pk}"
+        document.save(using=alias, update_fields=["key"])
+        _ingest_after_commit(document=document, alias=alias)
+    return document
+
+
+def conversation_documents_delete(*, conversation_ids: Sequence[int]) -> int:
+    """Removes the documents attached to these conversations, with their chunks (a conversation or its owner is
+    being deleted: their private documents must not outlive them). Returns how many went."""
+    alias = knowledge_base_alias()
+    documents = KnowledgeDocument.objects.using(alias).filter(conversation_id__in=list(conversation_ids))
+    with transaction.atomic(using=alias):
+        ids = list(documents.values_list("id", flat=True))
+        KnowledgeChunk.objects.using(alias).filter(document_id__in=ids).delete()
+        KnowledgeDocument.objects.using(alias).filter(id__in=ids).delete()
+    return len(ids)
 
 
 @dataclass
@@ -481,13 +558,28 @@ def reader_group_ids(user) -> list[int]:
     return list(user.groups.values_list("id", flat=True))
 
 
+def _readable_documents(prefix: str, attached_to: Conversation | None) -> Q:
+    """The shared documents, and the documents attached to `attached_to` by its owner: what a reader's search may
+    touch (group restrictions apart). `prefix` leads from the queried model to KnowledgeDocument."""
+    readable = Q(**{f"{prefix}owner_id__isnull": True})
+    if attached_to is not None:
+        readable |= Q(**{f"{prefix}owner_id": attached_to.owner_id, f"{prefix}conversation_id": attached_to.pk})
+    return readable
+
+
 def lexical_search(
-    *, query: str, group_ids: Sequence[int], limit: int, field: str = LexicalPosting.Field.BODY
+    *,
+    query: str,
+    group_ids: Sequence[int],
+    limit: int,
+    field: str = LexicalPosting.Field.BODY,
+    attached_to: Conversation | None = None,
 ) -> list[tuple[int, float]]:
     """BM25 over the postings of one field stored at ingestion: (chunk id, score) pairs, best first.
 
     `field` is body (the chunk's search_text) or title (its title and heading: Chunk.title_text). Document
-    frequencies come from the whole collection (every posting of the query terms); chunks the reader may not see are
+    frequencies come from the shared collection (every posting of the query terms) and the documents attached to
+    `attached_to`; no other user's attachment is read at all. Chunks of group documents the reader may not see are
     dropped after scoring, so a restricted document never changes what others see except through idf.
     """
     from django.db.models import Avg, Count
@@ -501,7 +593,7 @@ def lexical_search(
     length_column = "chunk__n_title_terms" if field == LexicalPosting.Field.TITLE else "chunk__n_terms"
     rows = (
         LexicalPosting.objects.using(alias)
-        .filter(field=field, term__in=terms)
+        .filter(_readable_documents("chunk__document__", attached_to), field=field, term__in=terms)
         .values_list("term", "chunk_id", "tf", length_column, "chunk__document__group_id")
     )
     postings: dict[str, list[tuple[int, int]]] = {}
@@ -515,16 +607,39 @@ def lexical_search(
             hidden.add(chunk_id)
     if not postings:
         return []
-    totals = KnowledgeChunk.objects.using(alias).aggregate(
-        n=Count("id"), avg=Avg(length_column.removeprefix("chunk__"))
+    totals = (
+        KnowledgeChunk.objects.using(alias)
+        .filter(_readable_documents("document__", attached_to))
+        .aggregate(n=Count("id"), avg=Avg(length_column.removeprefix("chunk__")))
     )
     ranked = BM25Scorer().score(terms, postings, lengths, totals["n"] or 0, float(totals["avg"] or 1.0))
     return [(chunk_id, score) for chunk_id, score in ranked if chunk_id not in hidden][:limit]
 
 
-def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=None) -> list[RetrievedPassage]:
+def attached_chunk_ids(*, conversation: Conversation | None) -> list[int]:
+    """The chunks of the ready documents the conversation's owner attached to it."""
+    if conversation is None:
+        return []
+    return list(
+        KnowledgeChunk.objects.using(knowledge_base_alias())
+        .filter(
+            document__owner_id=conversation.owner_id,
+            document__conversation_id=conversation.pk,
+            document__status=KnowledgeDocument.Status.READY,
+        )
+        .values_list("id", flat=True)
+    )
+
+
+def knowledge_search(
+    *, user, query: str, top_k: int | None = None, embedder=None, conversation: Conversation | None = None
+) -> list[RetrievedPassage]:
     """Hybrid retrieval: dense (vector store), BM25 over the chunk body and BM25 over its title field (stored
     postings), fused by reciprocal rank with the weights rag.fusion was tuned with.
+
+    With `conversation` (one of `user`'s own), the documents attached to it join the shared knowledge base: their
+    chunks are compared with the question directly (they are never in the vector stores) and their postings join
+    the lexical search, so they rank beside the shared passages by the same rules.
 
     The relevance floor is compared with the best dense cosine of the question (rag.fusion explains why): below
     it the list is empty and the caller says it found nothing relevant. `score` is each passage's cosine.
@@ -532,14 +647,25 @@ def knowledge_search(*, user, query: str, top_k: int | None = None, embedder=Non
     from .rag.fusion import fuse_dense_and_lexical
 
     top_k = top_k or settings.CHAT_TOP_K
+    if conversation is not None and conversation.owner_id != getattr(user, "pk", None):
+        conversation = None  # only the owner's own attachments ever join a search
     group_ids = reader_group_ids(user)
     store = get_vector_store()
     embedder = embedder or embedder_get()
     query_vector = np.asarray(embedder.encode([query]), dtype=np.float32)[0]
     dense = store.search(query_vector, k=CANDIDATES_PER_RETRIEVER, group_ids=group_ids)
-    lexical = lexical_search(query=query, group_ids=group_ids, limit=CANDIDATES_PER_RETRIEVER)
+    attached = attached_chunk_ids(conversation=conversation)
+    if attached:
+        dense = sorted(
+            [*dense, *store.similarities(query_vector, attached).items()], key=lambda item: (-item[1], item[0])
+        )[:CANDIDATES_PER_RETRIEVER]
+    lexical = lexical_search(query=query, group_ids=group_ids, limit=CANDIDATES_PER_RETRIEVER, attached_to=conversation)
     title = lexical_search(
-        query=query, group_ids=group_ids, limit=CANDIDATES_PER_RETRIEVER, field=LexicalPosting.Field.TITLE
+        query=query,
+        group_ids=group_ids,
+        limit=CANDIDATES_PER_RETRIEVER,
+        field=LexicalPosting.Field.TITLE,
+        attached_to=conversation,
     )
     result = fuse_dense_and_lexical(dense, lexical, title=title, k=top_k, relevance_floor=settings.CHAT_RELEVANCE_FLOOR)
     if not result.hits:
@@ -781,7 +907,9 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
     if kind is not None:
         answer_fields.update(text=refusal_message(kind), backend="safety", refused=True)
     else:
-        passages = passages_for_named_codes(masked, knowledge_search(user=user, query=masked, embedder=embedder))
+        passages = passages_for_named_codes(
+            masked, knowledge_search(user=user, query=masked, embedder=embedder, conversation=conversation)
+        )
         if not passages:
             answer_fields.update(text=NOTHING_RELEVANT, backend="retrieval", no_answer=True)
         else:

@@ -6,7 +6,10 @@
   and kept until the knowledge base changes (a cheap signature query per search), so a query is one mat-vec.
 
 Both take a normalised query vector and the groups the reader belongs to, and return (chunk id, cosine similarity)
-pairs, best first. Documents without a group are visible to everyone; `group_ids=None` means no restriction.
+pairs, best first. Documents without a group are visible to everyone; `group_ids=None` means no group restriction.
+Both search the shared knowledge base only: a document a user attached to a conversation (it has an owner) is never
+among their results, whoever asks; its chunks are compared with the question by id (`similarities`), for its owner
+in that conversation only (services.knowledge_search).
 """
 
 from __future__ import annotations
@@ -85,8 +88,16 @@ class NumpyStore(VectorStore):
 
     def signature(self) -> tuple:
         # Any ingestion, deletion or regrouping changes one of these; cheaper than reloading on every query.
-        chunks = KnowledgeChunk.objects.using(self.alias).aggregate(n=Count("id"), top=Max("id"))
-        documents = KnowledgeDocument.objects.using(self.alias).aggregate(n=Count("id"), changed=Max("updated_at"))
+        chunks = (
+            KnowledgeChunk.objects.using(self.alias)
+            .filter(document__owner_id__isnull=True)
+            .aggregate(n=Count("id"), top=Max("id"))
+        )
+        documents = (
+            KnowledgeDocument.objects.using(self.alias)
+            .filter(owner_id__isnull=True)
+            .aggregate(n=Count("id"), changed=Max("updated_at"))
+        )
         return (chunks["n"], chunks["top"], documents["n"], documents["changed"])
 
     def _loaded(self) -> _LoadedMatrix:
@@ -100,6 +111,7 @@ class NumpyStore(VectorStore):
                 return loaded
             rows = list(
                 KnowledgeChunk.objects.using(self.alias)
+                .filter(document__owner_id__isnull=True)
                 .order_by("id")
                 .values_list("id", "document__group_id", "embedding_f32")
             )
@@ -159,7 +171,7 @@ class PgVectorStore(VectorStore):
         chunk_table = KnowledgeChunk._meta.db_table
         document_table = KnowledgeDocument._meta.db_table
         literal = vector_literal(query)
-        where = "c.embedding IS NOT NULL"
+        where = "c.embedding IS NOT NULL AND d.owner_id IS NULL"
         params: list = [literal]
         if group_ids is not None:
             where += " AND (d.group_id IS NULL OR d.group_id = ANY(%s))"

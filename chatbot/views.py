@@ -64,6 +64,7 @@ def chat_page(request):
         "current": current,
         "show_sources": preference.show_sources,
         "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "attach_max_mb": settings.CHAT_ATTACHMENT_MAX_MB,
         **_sources_context(request.user),
     }
     return render(request, "chatbot/chat.html", context)

@@ -580,6 +580,7 @@ CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 4, minimum=0)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 2000, minimum=10)
 CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 1_000_000, minimum=1000)
 CHAT_MAX_DOCUMENT_MB = env_int("CHAT_MAX_DOCUMENT_MB", 20, minimum=1)
+CHAT_ATTACHMENT_MAX_MB = env_int("CHAT_ATTACHMENT_MAX_MB", 5, minimum=1)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["chat"] = env.str("CHAT_THROTTLE_RATE", default="30/min")
 
 # --- imaging (image datasets, classifiers, anomaly detection) ------------------------------

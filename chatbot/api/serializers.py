@@ -222,6 +222,48 @@ class ImportResultSerializer(serializers.Serializer):
     messages = serializers.IntegerField()
 
 
+class AttachDocumentSerializer(serializers.Serializer):
+    conversation_id = serializers.IntegerField(min_value=1)
+    file = serializers.FileField(help_text="A PDF with text, a Markdown or a plain-text file (UTF-8).")
+
+    def validate_file(self, value):
+        # Refused before it is read into memory; the service checks the bytes again.
+        if value.size > settings.CHAT_ATTACHMENT_MAX_MB * 1024 * 1024:
+            raise serializers.ValidationError(
+                f"The file is larger than {settings.CHAT_ATTACHMENT_MAX_MB} MB (CHAT_ATTACHMENT_MAX_MB).",
+                code="file_too_large",
+            )
+        return value
+
+
+class AttachedDocumentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    conversation_id = serializers.IntegerField()
+    title = serializers.CharField()
+    status = serializers.CharField()
+    progress = serializers.FloatField()
+    error = serializers.CharField(allow_blank=True)
+    n_chunks = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class AttachedDocumentListSerializer(serializers.Serializer):
+    documents = AttachedDocumentSerializer(many=True)
+
+
+def attached_document(document: KnowledgeDocument) -> dict:
+    return {
+        "id": document.pk,
+        "conversation_id": document.conversation_id,
+        "title": document.title,
+        "status": document.status,
+        "progress": document.progress,
+        "error": document.error,
+        "n_chunks": document.n_chunks,
+        "created_at": document.created_at,
+    }
+
+
 class AnalyticsSerializer(serializers.Serializer):
     user = serializers.DictField()
     platform = serializers.DictField(required=False)

@@ -337,6 +337,72 @@ class AnalyticsView(ChatView):
         return Response(data)
 
 
+class DocumentsView(ChatView):
+    """Documents attached to one of your conversations: private to you and to it, cited beside the shared base."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="chat_documents_list",
+        tags=[TAG],
+        summary="The documents you attached to a conversation, with their indexing status",
+        parameters=[OpenApiParameter("conversation_id", OpenApiTypes.INT, required=True)],
+        responses={200: s.AttachedDocumentListSerializer, 404: error_response("No such conversation of yours.")},
+    )
+    def get(self, request):
+        conversation = selectors.conversation_get_for_user(
+            user=request.user, conversation_id=request.query_params.get("conversation_id")
+        )
+        documents = selectors.attached_document_list(conversation=conversation)
+        return Response({"documents": [s.attached_document(document) for document in documents]})
+
+    @extend_schema(
+        operation_id="chat_documents_attach",
+        tags=[TAG],
+        summary="Attach a document (PDF with text, Markdown or plain text) to a conversation of yours",
+        description=(
+            "The document is private to you and to this conversation. Personal data in it (names given with a "
+            "label or title, emails, phone numbers, ID-like numbers, dates) is masked before it is stored; it is "
+            "then chunked and embedded like the shared knowledge base (`status` goes from queued to ready), and "
+            "answers in this conversation cite it beside the shared sources."
+        ),
+        request={"multipart/form-data": s.AttachDocumentSerializer},
+        responses={
+            202: s.AttachedDocumentSerializer,
+            400: error_response(
+                "Too large (`file_too_large`, CHAT_ATTACHMENT_MAX_MB), a scan without text (`no_text`), another kind "
+                "of file (`unsupported_file`), empty, or too many documents in the conversation."
+            ),
+            404: error_response("No such conversation of yours."),
+            409: error_response("The conversation has ended (`conversation_ended`)."),
+        },
+    )
+    def post(self, request):
+        serializer = s.AttachDocumentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = selectors.conversation_get_for_user(
+            user=request.user, conversation_id=serializer.validated_data["conversation_id"]
+        )
+        upload = serializer.validated_data["file"]
+        document = services.conversation_document_attach(
+            user=request.user, conversation=conversation, data=upload.read(), filename=upload.name or ""
+        )
+        return Response(s.attached_document(document), status=status.HTTP_202_ACCEPTED)
+
+
+class DocumentDetailView(ChatView):
+    @extend_schema(
+        operation_id="chat_documents_destroy",
+        tags=[TAG],
+        summary="Remove a document you attached (its passages go with it)",
+        responses={204: None, 404: error_response("No such attached document of yours.")},
+    )
+    def delete(self, request, document_id: int):
+        document = selectors.attached_document_get_for_user(user=request.user, document_id=document_id)
+        services.knowledge_document_delete(document=document)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 # --- knowledge base (staff) ----------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 __all__ = [
     "Chunk",
     "DocumentParseError",
+    "NoTextInDocument",
     "chunk_text",
     "html_to_text",
     "pdf_to_text",
@@ -25,6 +26,14 @@ __all__ = [
 
 class DocumentParseError(ValueError):
     """A document (PDF, HTML) could not be read; the message says why in words a person can act on."""
+
+
+class NoTextInDocument(DocumentParseError):
+    """A PDF whose pages hold no text, only images: a scan. It needs OCR, which DeepMed does not do."""
+
+
+# Fewer letters than this in a whole PDF: its pages are images (a scan), perhaps with a stray page number.
+MIN_PDF_LETTERS = 20
 
 
 @dataclass(frozen=True)
@@ -281,7 +290,8 @@ def html_to_text(html: str) -> str:
 
 
 def pdf_to_text(data: bytes) -> str:
-    """Text of every page of a PDF (pypdf), pages separated by blank lines. Raises DocumentParseError."""
+    """Text of every page of a PDF (pypdf), pages separated by blank lines. Raises DocumentParseError, and
+    NoTextInDocument for a scan (pages of images without text)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -295,6 +305,9 @@ def pdf_to_text(data: bytes) -> str:
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         raise DocumentParseError(f"The file could not be read as a PDF ({exc}).") from exc
     text = "\n\n".join(page for page in pages if page)
-    if not text:
-        raise DocumentParseError("The PDF contains no extractable text (it may be a scan): upload a text version.")
+    if sum(character.isalpha() for character in text) < MIN_PDF_LETTERS:
+        raise NoTextInDocument(
+            "The PDF contains no text, only images: it looks like a scan. DeepMed cannot read scans; upload a PDF "
+            "with selectable text, or the text itself (Markdown or plain text)."
+        )
     return text

@@ -11,7 +11,14 @@ from __future__ import annotations
 import enum
 import re
 
-__all__ = ["SYSTEM_PROMPT", "RefusalKind", "classify_request", "mask_personal_data", "refusal_message"]
+__all__ = [
+    "SYSTEM_PROMPT",
+    "RefusalKind",
+    "classify_request",
+    "deidentify_text",
+    "mask_personal_data",
+    "refusal_message",
+]
 
 SYSTEM_PROMPT = """You are DeepMed's assistant inside a hospital's machine-learning platform.
 You answer two kinds of question only:
@@ -153,7 +160,10 @@ _DATE = re.compile(
     r"[A-Za-z]{3,9}\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})",
     re.IGNORECASE,
 )
-_PHONE = re.compile(r"(?<![\w:.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w.:-])")
+# A full stop may end the sentence after a number ("Call 020 7946 0000."), but not start its decimals.
+_PHONE = re.compile(
+    r"(?<![\w:.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}(?![\w:-]|\.\w)"
+)
 _LONG_NUMBER = re.compile(r"(?<![\w:.])\d{7,}(?![\w.])")
 
 
@@ -182,3 +192,20 @@ def mask_personal_data(text: str) -> str:
     text = _DATE.sub(_date_or_born, text)
     text = _PHONE.sub(_phone_or_keep, text)
     return _LONG_NUMBER.sub("[id]", text)
+
+
+# A name announced by its label ("Patient name: Jane Doe", "Name: J. Smith") or by a title ("Mrs Doe"): the label or
+# title stays, the name goes. Labels are matched in any case, names must be capitalised.
+_LABELLED_NAME = re.compile(
+    r"\b((?i:(?:patient(?:'s)?\s+)?(?:full\s+|first\s+|last\s+|given\s+|family\s+|sur)?name|patient|client|"
+    r"next\s+of\s+kin|guardian))([ \t]*[:=][ \t]*)((?:[A-Z]\.|[A-Z][\w'’-]+)(?:[ \t]+(?:[A-Z]\.|[A-Z][\w'’-]+)){0,3})"
+)
+_TITLED_NAME = re.compile(r"\b(Mr|Mrs|Ms|Miss|Mx|Master)(\.?[ \t]+)([A-Z][\w'’-]+(?:[ \t]+[A-Z][\w'’-]+)?)")
+
+
+def deidentify_text(text: str) -> str:
+    """A document's text with personal data replaced: names given with a label or a title ([name]), then what
+    mask_personal_data replaces ([email], [id], [date], [phone]). For documents users attach to a conversation."""
+    text = _LABELLED_NAME.sub(lambda match: f"{match.group(1)}{match.group(2)}[name]", text)
+    text = _TITLED_NAME.sub(lambda match: f"{match.group(1)}{match.group(2)}[name]", text)
+    return mask_personal_data(text)

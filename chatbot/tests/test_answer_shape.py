@@ -118,7 +118,7 @@ def test_citations_are_renumbered_per_document_in_order_of_first_use():
         ("What does HP:0000822 mean?", "code"),
         ("What does the Brier score mean?", "definition"),
         ("What happens if my account is locked?", "other"),
-        ("Can DeepMed detect anomalies in images?", "how_to"),
+        ("Can I attach a PDF to a conversation?", "how_to"),
         ("Tell me about seizures", "other"),
     ],
 )

@@ -6,6 +6,7 @@
 
   var app, log, form, input, sendButton, typing, errorBox, exportLink, endButton, emptyNote, historyList, historyEmpty;
   var SIDEBAR_CONVERSATIONS = 30;
+  var attachInput, attachList, attachTimer;
   var conversationId = "";
   var showSources = true;
   var busy = false;
@@ -345,6 +346,98 @@
     );
   }
 
+  // --- documents attached to the conversation (private to the user; answers cite them beside the shared base) ---
+
+  function renderAttachments(documents) {
+    attachList.textContent = "";
+    var waiting = false;
+    documents.forEach(function (doc) {
+      var item = el("li", "chat-attachment");
+      item.dataset.status = doc.status;
+      item.appendChild(el("span", "chat-attachment-title", doc.title));
+      item.appendChild(document.createTextNode(" "));
+      if (doc.status === "ready") {
+        item.appendChild(el("span", "badge badge-ok", "Ready"));
+        item.appendChild(el("small", "muted", " " + doc.n_chunks + " passage" + (doc.n_chunks === 1 ? "" : "s")));
+      } else if (doc.status === "failed") {
+        item.appendChild(el("span", "badge badge-warn", "Failed"));
+        item.appendChild(el("small", "", " " + doc.error));
+      } else {
+        waiting = true;
+        item.appendChild(el("span", "badge", "Indexing…"));
+      }
+      var remove = el("button", "secondary outline small-button", "Remove");
+      remove.type = "button";
+      remove.setAttribute("aria-label", "Remove " + doc.title);
+      remove.addEventListener("click", function () {
+        request("DELETE", "/chat/documents/" + doc.id).then(loadAttachments, function (error) {
+          showError(error.message);
+        });
+      });
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(remove);
+      attachList.appendChild(item);
+    });
+    window.clearTimeout(attachTimer);
+    if (waiting) {
+      attachTimer = window.setTimeout(loadAttachments, 2000);
+    }
+  }
+
+  function loadAttachments() {
+    if (!conversationId || !attachList) {
+      return;
+    }
+    request("GET", "/chat/documents?conversation_id=" + encodeURIComponent(conversationId)).then(
+      function (data) {
+        renderAttachments(data.documents || []);
+      },
+      function (error) {
+        showError(error.message);
+      }
+    );
+  }
+
+  function attach() {
+    var file = attachInput.files && attachInput.files[0];
+    if (!file) {
+      return;
+    }
+    showError("");
+    attachInput.disabled = true;
+    ensureConversation()
+      .then(function (id) {
+        var body = new FormData();
+        body.append("conversation_id", id);
+        body.append("file", file);
+        return fetch("/chat/documents", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+          body: body,
+        }).then(function (response) {
+          return response
+            .json()
+            .catch(function () {
+              return {};
+            })
+            .then(function (data) {
+              if (!response.ok) {
+                throw new Error(data.detail || "The document could not be attached (" + response.status + ").");
+              }
+              return data;
+            });
+        });
+      })
+      .then(loadAttachments, function (error) {
+        showError(error.message);
+      })
+      .then(function () {
+        attachInput.value = "";
+        attachInput.disabled = false;
+      });
+  }
+
   function ensureConversation() {
     if (conversationId) {
       return Promise.resolve(conversationId);
@@ -450,6 +543,11 @@
     emptyNote = document.getElementById("chat-empty");
     historyList = document.getElementById("chat-history");
     historyEmpty = document.getElementById("chat-history-empty");
+    attachInput = document.getElementById("chat-attach-file");
+    attachList = document.getElementById("chat-attachments");
+    if (attachInput) {
+      attachInput.addEventListener("change", attach);
+    }
     conversationId = app.dataset.conversationId || "";
     showSources = app.dataset.showSources !== "false";
     form.addEventListener("submit", ask);
@@ -461,6 +559,7 @@
     });
     endButton.addEventListener("click", endConversation);
     loadHistory();
+    loadAttachments();
   }
 
   if (document.readyState === "loading") {

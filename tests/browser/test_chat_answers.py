@@ -99,3 +99,24 @@ def test_the_conversation_list_shows_a_new_conversation_without_a_reload(signed_
     )
     expect(page.locator("#chat-history-empty")).to_be_hidden()
     assert page_problems.console_errors == [] and page_problems.page_errors == []
+
+
+@pytest.mark.usefixtures("kb")
+def test_an_attached_document_is_indexed_and_cited(signed_in_page, page_problems, tmp_path):
+    protocol = tmp_path / "ward7-protocol.md"
+    protocol.write_text(
+        "# Ward 7 quokka telemetry protocol\n\n"
+        "The quokka telemetry protocol of ward 7 checks the zebrafish monitor every hour and logs the readings.\n",
+        encoding="utf-8",
+    )
+    page = signed_in_page
+    page.goto("/chat")
+    page.get_by_label("Attach a document").set_input_files(str(protocol))
+    attached = page.locator("#chat-attachments li")
+    expect(attached).to_contain_text("ward7-protocol.md")
+    expect(attached).to_contain_text("Ready", timeout=30_000)
+
+    answer = ask(page, "What does the ward 7 quokka telemetry protocol check?")
+    expect(answer.locator(".chat-answer")).to_contain_text("zebrafish monitor every hour")
+    expect(answer.locator(".chat-sources > li").first).to_contain_text("ward7-protocol.md")
+    assert page_problems.console_errors == [] and page_problems.page_errors == []
