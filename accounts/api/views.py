@@ -44,7 +44,10 @@ class TokenObtainView(APIView):
         responses={
             200: TokenPairSerializer,
             400: error_response("Missing or malformed fields."),
-            401: error_response("Wrong credentials (`authentication_failed`), `otp_required` or `otp_invalid`."),
+            401: error_response(
+                "Wrong credentials (`authentication_failed`), `otp_required`, `otp_invalid`, or `email_unverified` "
+                "(the address is not confirmed yet while verification is mandatory)."
+            ),
             429: error_response("Account+address locked after repeated failures (`locked_out`), or throttled."),
         },
         examples=[
