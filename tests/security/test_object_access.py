@@ -72,7 +72,10 @@ ROUTE_OBJECTS = {
     "api/v1/anomaly/models/<int:pk>/threshold": {"pk": "anomaly_model"},
     "api/v1/augment/<int:pk>/": {"pk": "augmentation"},
     "api/v1/augment/<int:pk>/download": {"pk": "augmentation"},
+    "chat/documents/<int:document_id>": {"document_id": "attached_document"},
 }
+# JSON routes outside /api/ (the chat's documented paths): called with a JWT, like the API.
+JSON_ROUTES = re.compile(r"^(api/|chat/documents)")
 
 MISSING_ID = 987654
 
@@ -114,6 +117,7 @@ def fill(route: str, ids: dict[str, str]) -> str:
 @pytest.fixture
 def alice_objects(alice, settings, tmp_path):
     """One object of every kind, owned by alice; the values are the ids the routes use."""
+    from chatbot.models import Conversation, KnowledgeDocument
     from imaging.models import AugmentationJob, ImageDataset
     from tabular.services import cleaning_plan_create
     from tabular.tests.factories_models import trained_models
@@ -142,7 +146,18 @@ def alice_objects(alice, settings, tmp_path):
     augmentation = AugmentationJob.objects.create(
         owner=alice, preset="light", per_image=2, folder=f"{alice.pk}/augment/x"
     )
+    conversation = Conversation.objects.create(owner=alice)
+    attached = KnowledgeDocument.objects.create(
+        key=f"attached:{alice.pk}:1",
+        title="My discharge letter",
+        source="Attached by you",
+        content="Private text.",
+        content_sha256="0" * 64,
+        owner=alice,
+        conversation=conversation,
+    )
     return {
+        "attached_document": attached.pk,
         "model": model.pk,
         "run": model.run_id,
         "dataset": dataset.pk,
@@ -159,6 +174,7 @@ def alice_objects(alice, settings, tmp_path):
 
 def snapshot(alice) -> dict:
     """What an attack could change: alice's rows and the flags of her models."""
+    from chatbot.models import KnowledgeDocument
     from imaging.models import AugmentationJob, ImageDataset
     from tabular.models import CleaningPlan, Dataset
 
@@ -169,6 +185,7 @@ def snapshot(alice) -> dict:
         "models": sorted(TrainingModel.objects.filter(user=alice).values_list("pk", "is_selected", "pinned")),
         "image_datasets": sorted(ImageDataset.objects.filter(owner=alice).values_list("pk", flat=True)),
         "augmentations": sorted(AugmentationJob.objects.filter(owner=alice).values_list("pk", "status")),
+        "attached": sorted(KnowledgeDocument.objects.filter(owner=alice).values_list("pk", "updated_at")),
     }
 
 
@@ -210,7 +227,7 @@ def test_another_user_gets_404_and_changes_nothing(who, alice, charlie, bob, ali
         if route in STAFF_ONLY:
             continue
         path = fill(route, {name: alice_objects[kind] for name, kind in ROUTE_OBJECTS[route].items()})
-        api = route.startswith("api/")
+        api = bool(JSON_ROUTES.match(route))
         missing = fill(route, {name: MISSING_ID for name in ROUTE_OBJECTS[route]})
         for method in methods_of(callback):
             response = call(caller(intruder, api=api), method, path)
@@ -232,7 +249,7 @@ def test_anonymous_is_sent_to_log_in(alice, alice_objects):
             path = fill(route, {"document_id": MISSING_ID})
         else:
             path = fill(route, {name: alice_objects[kind] for name, kind in ROUTE_OBJECTS[route].items()})
-        api = route.startswith("api/")
+        api = bool(JSON_ROUTES.match(route))
         for method in methods_of(callback):
             response = call(caller(None, api=api), method, path)
             if api:
@@ -269,7 +286,7 @@ def test_the_owner_can_read_what_she_owns(alice, alice_objects):
     failures = []
     for route in readable:
         path = fill(route, {name: alice_objects[kind] for name, kind in ROUTE_OBJECTS[route].items()})
-        response = call(caller(alice, api=route.startswith("api/")), "get", path)
+        response = call(caller(alice, api=bool(JSON_ROUTES.match(route))), "get", path)
         if response.status_code != 200:
             failures.append(f"GET {path} as owner: {response.status_code}")
     assert not failures, "\n".join(failures)
