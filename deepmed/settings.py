@@ -384,6 +384,14 @@ MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_IMAGE_ZIP_MB = env_int("MAX_IMAGE_ZIP_MB", 500, minimum=1)
 MAX_ZIP_FILES = env_int("MAX_ZIP_FILES", 20000, minimum=1)
 MAX_ZIP_UNCOMPRESSED_MB = env_int("MAX_ZIP_UNCOMPRESSED_MB", 2000, minimum=1)
+# Judged from a table's extent before it is materialised (tabular.ml.io.TableLimits): a small .xlsx must not
+# make the reader pad every row to column XFD.
+MAX_TABLE_COLUMNS = env_int("MAX_TABLE_COLUMNS", 20_000, minimum=2)
+MAX_SHEET_CELLS = env_int("MAX_SHEET_CELLS", 5_000_000, minimum=1000)
+MAX_SHEET_SECONDS = env_int("MAX_SHEET_SECONDS", 60, minimum=1)
+# Prediction uploads are read whole into memory: their own, smaller, limits.
+MAX_PREDICT_CSV_MB = env_int("MAX_PREDICT_CSV_MB", 50, minimum=1)
+MAX_PREDICT_IMAGE_MB = env_int("MAX_PREDICT_IMAGE_MB", 100, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

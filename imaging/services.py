@@ -32,7 +32,7 @@ from .ml.architectures import ARCHITECTURES, DEFAULT_ARCHITECTURE
 from .ml.archive import extract_images, inspect_zip
 from .ml.datasets import ImageRecord, ImageRecordsDataset, index_images, split_records
 from .ml.errors import ImageDecodeError, ImagingError
-from .ml.images import decode_image, save_png
+from .ml.images import check_image_size, decode_image, save_png
 from .ml.training import LEVELS, TrainingProgress
 from .models import AugmentationJob, ImageDataset
 
@@ -51,6 +51,8 @@ ANOMALY_DETECTOR_LABELS = {
     "one_class_svm": "One-Class SVM",
 }
 MAX_PREDICT_FILES = 200
+# A ZIP of images to score may unpack to this many times the request limit: DICOM compresses 2-3×, PNG/JPEG not.
+PREDICT_ZIP_EXPANSION = 4
 # A progress write per batch would hammer the database on fast GPUs; epochs are always written.
 PROGRESS_INTERVAL_SECONDS = 1.0
 
@@ -418,19 +420,57 @@ def _is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04"
 
 
+def _predict_upload_limit() -> int:
+    return settings.MAX_PREDICT_IMAGE_MB * 1024 * 1024
+
+
+def _predict_too_large(size: int | None = None) -> ApplicationError:
+    shown = f" ({size / 1024 / 1024:.1f} MB)" if size else ""
+    return ApplicationError(
+        f"The upload is too large{shown}: images to score may total {settings.MAX_PREDICT_IMAGE_MB} MB. "
+        "Send fewer or smaller images at a time.",
+        code="file_too_large",
+    )
+
+
+def refuse_oversized_predict_request(request) -> None:
+    """Refuse by the declared length before the body is parsed, so an oversized upload is never spooled to disk."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # Multipart framing and the model id add a little; files just under the limit must still pass.
+    if declared > _predict_upload_limit() + 64 * 1024:
+        raise _predict_too_large(declared)
+
+
 def _expand_uploads(files) -> list[UploadedImage]:
-    """Images from the uploaded files; a ZIP among them is inspected and unpacked into a temporary folder."""
+    """Images from the uploaded files; a ZIP among them is inspected and unpacked into a temporary folder.
+
+    Bytes, file counts and every image's size (from its header) are checked before anything is decoded.
+    """
+    limit = _predict_upload_limit()
+    declared = sum(getattr(upload, "size", 0) or 0 for upload in files)
+    if declared > limit:
+        raise _predict_too_large(declared)
     images: list[UploadedImage] = []
     for upload in files:
-        data = upload.read()
+        data = upload.read(limit + 1)
         name = getattr(upload, "name", "") or "image"
+        if len(data) > limit:
+            raise _predict_too_large()
         if not _is_zip(data):
             images.append(UploadedImage(name, data))
             continue
         upload.seek(0)
-        _refuse_oversized(upload)
         try:
-            report = inspect_zip(upload, **_zip_limits())
+            # From the central directory: no more files than one request may score, and no more bytes than the
+            # request limit times PREDICT_ZIP_EXPANSION, before a single member is unpacked.
+            report = inspect_zip(
+                upload,
+                max_files=max(MAX_PREDICT_FILES - len(images), 0),
+                max_uncompressed_bytes=limit * PREDICT_ZIP_EXPANSION,
+            )
             with tempfile.TemporaryDirectory(prefix="deepmed-predict-") as tmp:
                 for item in extract_images(upload, tmp, report):
                     images.append(UploadedImage(item.original_name, Path(item.path).read_bytes()))
@@ -442,6 +482,11 @@ def _expand_uploads(files) -> list[UploadedImage]:
         )
     if len(images) > MAX_PREDICT_FILES:
         raise ApplicationError(f"Send at most {MAX_PREDICT_FILES} images at a time.", code="too_many_files")
+    for item in images:
+        try:
+            check_image_size(item.data)
+        except ImageDecodeError as exc:
+            raise ApplicationError(f"{item.name}: {exc.message}", code=exc.code) from exc
     return images
 
 

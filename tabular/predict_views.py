@@ -16,7 +16,7 @@ from modelhub.hub import model_bundle_for_user, model_feature_importance
 from modelhub.models import TrainingModel, TrainingRun
 from modelhub.selectors import training_model_list_for_user
 from tabular.bundles import bundle_input_columns
-from tabular.prediction import predict_csv, predict_rows, prediction_in_words
+from tabular.prediction import predict_csv, predict_rows, prediction_in_words, refuse_oversized_predict_request
 
 _IMPUTE_WORDS = {
     "median": "median of the training rows",
@@ -114,6 +114,13 @@ def _form_fields(*, model: TrainingModel, bundle: dict, typed: dict[str, str]) -
 @require_http_methods(["GET", "POST"])
 def predict_page(request):
     models = _tabular_models(request.user)
+    if request.method == "POST":
+        try:
+            # Judge the declared size before request.POST or request.FILES spool the whole body.
+            refuse_oversized_predict_request(request)
+        except ApplicationError as error:
+            context = {"models": models, "model": None, "schema": None, "result": None, "error": error.message}
+            return render(request, "tabular/predict.html", {**context, "fields": []}, status=error.status_code)
     model = _chosen(request, models)
     context = {"models": models, "model": model, "schema": None, "result": None, "error": None, "fields": []}
     if model is None:

@@ -3,7 +3,8 @@
 `predict_rows(user=, model_id=, rows=)` returns labels, confidences, class probabilities and per-row
 explanations. The label comes from `pipeline.predict`, which applies the bundle's decision threshold (binary
 models) — the same threshold the leaderboard and the report show. `predict_csv` appends those columns to an
-uploaded CSV. Another user's model is a 404 before any file is read.
+uploaded CSV (at most `MAX_PREDICT_CSV_MB`), written through `deepmed.csv_safety` so that no cell or column name
+of it can start a spreadsheet formula. Another user's model is a 404 before any file is read.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 
+from deepmed.csv_safety import csv_bytes
 from deepmed.exceptions import ApplicationError
 from modelhub.hub import bundle_background, model_bundle_for_user
 from tabular.ml.explain import explain_rows
@@ -88,9 +91,40 @@ def predict_rows(*, user, model_id, rows, explain: bool = True) -> dict[str, Any
     return answer
 
 
+def _csv_limit() -> int:
+    return settings.MAX_PREDICT_CSV_MB * 1024 * 1024
+
+
+def _csv_too_large(size: int | None = None) -> ApplicationError:
+    shown = f" ({size / 1024 / 1024:.1f} MB)" if size else ""
+    return ApplicationError(
+        f"The file is too large{shown}: a CSV to predict on may be {settings.MAX_PREDICT_CSV_MB} MB. "
+        "Split it into smaller batches.",
+        code="file_too_large",
+    )
+
+
+def refuse_oversized_predict_request(request) -> None:
+    """Refuse by the declared length before the body is parsed, so an oversized CSV is never spooled to disk."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # Multipart framing and the model id add a little; a file just under the limit must still pass.
+    if declared > _csv_limit() + 64 * 1024:
+        raise _csv_too_large(declared)
+
+
 def read_prediction_csv(uploaded) -> pd.DataFrame:
-    """Read an uploaded CSV of patients; unreadable files are a 400 a clinician can act on."""
-    raw = uploaded.read()
+    """Read an uploaded CSV of patients; unreadable or oversized files are a 400 a clinician can act on."""
+    limit = _csv_limit()
+    declared = getattr(uploaded, "size", None)
+    if declared is not None and declared > limit:
+        raise _csv_too_large(declared)
+    # One read, capped: a stream without a trustworthy size cannot make us hold more than the limit.
+    raw = uploaded.read(limit + 1)
+    if len(raw) > limit:
+        raise _csv_too_large()
     if not raw.strip():
         raise ApplicationError(
             "The file is empty. Upload a CSV with a header row and one row per patient.", code="empty_file"
@@ -109,7 +143,11 @@ def read_prediction_csv(uploaded) -> pd.DataFrame:
 
 
 def predict_csv(*, user, model_id, uploaded) -> tuple[bytes, dict[str, Any]]:
-    """The uploaded CSV with prediction columns appended (label, confidence, one probability per class)."""
+    """The uploaded CSV with prediction columns appended (label, confidence, one probability per class).
+
+    Uploaded cells and headers and the class labels are the uploader's text: `csv_bytes` quotes any that a
+    spreadsheet would run as a formula.
+    """
     frame = read_prediction_csv(uploaded)
     answer = predict_rows(user=user, model_id=model_id, rows=frame, explain=False)
     out = frame.copy()
@@ -118,7 +156,7 @@ def predict_csv(*, user, model_id, uploaded) -> tuple[bytes, dict[str, Any]]:
     out["confidence"] = np.round([p["confidence"] for p in predictions], 6)
     for label in predictions[0]["probabilities"] if predictions else []:
         out[f"probability_{label}"] = np.round([p["probabilities"][label] for p in predictions], 6)
-    return out.to_csv(index=False).encode(), answer
+    return csv_bytes(out), answer
 
 
 # --- the result in words ----------------------------------------------------------------------------------------------

@@ -36,6 +36,15 @@ def max_upload_bytes() -> int:
     return settings.MAX_UPLOAD_MB * 1024 * 1024
 
 
+def table_limits() -> io.TableLimits:
+    """The size limits of an uploaded table (settings), checked before it is materialised."""
+    return io.TableLimits(
+        max_columns=settings.MAX_TABLE_COLUMNS,
+        max_sheet_cells=settings.MAX_SHEET_CELLS,
+        max_sheet_seconds=settings.MAX_SHEET_SECONDS,
+    )
+
+
 def upload_too_large_error(size: int | None = None) -> ApplicationError:
     shown = f" ({size / 1024 / 1024:.1f} MB)" if size else ""
     return ApplicationError(
@@ -160,7 +169,7 @@ def dataset_create(*, user, uploaded_file, name: str | None = None, sheet: str |
         raise upload_too_large_error()
     client_name = Path(str(getattr(uploaded_file, "name", "") or "")).name[:255]
     try:
-        result = io.read_table(data, filename=client_name, sheet=sheet or None)
+        result = io.read_table(data, filename=client_name, sheet=sheet or None, limits=table_limits())
     except io.TableReadError as exc:
         raise ApplicationError(exc.message, code=exc.code) from exc
     extension = _EXTENSIONS.get(str(result.format).lower())

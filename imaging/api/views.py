@@ -80,11 +80,15 @@ class PredictImageView(APIView):
         request={"multipart/form-data": ImageFilesRequestSerializer},
         responses={
             200: PredictResponseSerializer,
-            400: error_response("No files, too many, or an unsafe ZIP."),
+            400: error_response(
+                "No files, too many, over MAX_PREDICT_IMAGE_MB (`file_too_large`), an image over 64 megapixels "
+                "or 1,000 frames (`too_many_pixels`, `too_many_frames`, from its header), or an unsafe ZIP."
+            ),
             404: error_response("No image model of yours has this id."),
         },
     )
     def post(self, request):
+        services.refuse_oversized_predict_request(request)
         serializer = ImageFilesRequestSerializer(
             data={"model_id": request.data.get("model_id"), "file": _files(request)}
         )
@@ -138,6 +142,7 @@ class AnomalyScoreView(APIView):
         },
     )
     def post(self, request):
+        services.refuse_oversized_predict_request(request)
         serializer = ImageFilesRequestSerializer(
             data={"model_id": request.data.get("model_id"), "file": _files(request)}
         )

@@ -3,13 +3,16 @@
 Two steps, so that an unsafe archive is refused before a single byte lands on disk:
 
 ``inspect_zip(source, *, max_files, max_uncompressed_bytes, max_ratio=100) -> ZipReport``
-    Reads only the central directory. Raises ``ArchiveError(message, code)`` for: a file that is not
-    a ZIP (``not_a_zip``), absolute paths (``absolute_path``), ``..`` components (``parent_path``),
-    symbolic links (``link``), encrypted entries (``encrypted``), archives inside the archive
-    (``nested_archive``), more than ``max_files`` files (``too_many_files``), a declared total
-    uncompressed size over ``max_uncompressed_bytes`` (``too_large``), or a compression ratio that
-    only a zip bomb has (``compression_ratio``). macOS/Windows clutter (``__MACOSX/``, ``.DS_Store``,
-    ``._*``, ``Thumbs.db``, ``desktop.ini``) is listed in ``ZipReport.ignored`` and never extracted.
+    Reads only the central directory, and first only the end record that declares its size: a directory
+    of more than ``ENTRIES_PER_FILE × max_files`` entries (folders and clutter included) or more bytes than
+    those entries need is refused (``too_many_files``) before zipfile builds an object per entry. Then
+    raises ``ArchiveError(message, code)`` for: a file that is not a ZIP (``not_a_zip``), absolute paths
+    (``absolute_path``), ``..`` components (``parent_path``), symbolic links (``link``), encrypted
+    entries (``encrypted``), archives inside the archive (``nested_archive``), more than ``max_files``
+    files (``too_many_files``), a declared total uncompressed size over ``max_uncompressed_bytes``
+    (``too_large``), or a compression ratio that only a zip bomb has (``compression_ratio``).
+    macOS/Windows clutter (``__MACOSX/``, ``.DS_Store``, ``._*``, ``Thumbs.db``, ``desktop.ini``) is
+    listed in ``ZipReport.ignored`` and never extracted.
 
 ``extract_images(source, dest_dir, report) -> list[ExtractedFile]``
     Writes each accepted member as a regular file directly under ``dest_dir`` with a server-made name
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -40,6 +44,11 @@ SAFE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dic
 # over max_ratio is what zip bombs look like.
 RATIO_FLOOR_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
+# Entries a directory may list per file accepted: a folder entry and a macOS "._" twin per file are normal.
+ENTRIES_PER_FILE = 3
+# Central-directory bytes allowed per entry (46 fixed + name + extra fields): long paths fit, padding does not.
+DIRECTORY_BYTES_PER_ENTRY = 1024
+END_RECORD_SEARCH = 0xFFFF + 22
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,67 @@ def _open_zip(source: str | os.PathLike | BinaryIO) -> zipfile.ZipFile:
         raise ArchiveError("The file is not a readable ZIP archive.", "not_a_zip") from exc
 
 
+def _read_tail(source: str | os.PathLike | BinaryIO) -> tuple[bytes, int, BinaryIO | None]:
+    if hasattr(source, "seek"):
+        source.seek(0, os.SEEK_END)
+        size = source.tell()
+        source.seek(max(0, size - END_RECORD_SEARCH))
+        tail = source.read()
+        source.seek(0)
+        return tail, size, source
+    with open(source, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - END_RECORD_SEARCH))
+        return handle.read(), size, None
+
+
+def directory_extent(source: str | os.PathLike | BinaryIO) -> tuple[int, int] | None:
+    """(entries, bytes) of the central directory as the end record declares them; None when there is no record.
+
+    zipfile reads and turns into objects the whole directory when an archive is opened; these two numbers cost a
+    few bytes, and zipfile itself never reads past the declared byte size, so the byte cap holds even if the
+    declared entry count lies.
+    """
+    tail, size, stream = _read_tail(source)
+    end = tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        return None
+    entries, directory_bytes = struct.unpack("<HI", tail[end + 10 : end + 16])
+    locator = end - 20
+    if (entries == 0xFFFF or directory_bytes == 0xFFFFFFFF) and tail[locator : locator + 4] == b"PK\x06\x07":
+        (offset,) = struct.unpack("<Q", tail[locator + 8 : locator + 16])
+        if offset + 56 <= size:
+            if stream is not None:
+                stream.seek(offset)
+                record = stream.read(56)
+                stream.seek(0)
+            else:
+                with open(source, "rb") as handle:
+                    handle.seek(offset)
+                    record = handle.read(56)
+            if record[:4] == b"PK\x06\x06":
+                entries, directory_bytes = struct.unpack("<QQ", record[32:48])
+    return entries, directory_bytes
+
+
+def _check_directory_extent(source: str | os.PathLike | BinaryIO, max_files: int) -> None:
+    try:
+        extent = directory_extent(source)
+    except OSError as exc:
+        raise ArchiveError("The file is not a readable ZIP archive.", "not_a_zip") from exc
+    if extent is None:
+        return  # zipfile gives the not_a_zip refusal
+    entries, directory_bytes = extent
+    max_entries = ENTRIES_PER_FILE * max_files + 100
+    if entries > max_entries or directory_bytes > max_entries * DIRECTORY_BYTES_PER_ENTRY:
+        raise ArchiveError(
+            f"The archive lists {entries:,} entries; at most {max_files:,} files are accepted. "
+            "Split it into smaller uploads.",
+            "too_many_files",
+        )
+
+
 def _is_ignored(parts: tuple[str, ...]) -> bool:
     name = parts[-1].lower()
     return "__MACOSX" in parts or name in IGNORED_NAMES or name.startswith("._")
@@ -116,6 +186,7 @@ def inspect_zip(
 ) -> ZipReport:
     """Check an archive from its central directory only; raise ``ArchiveError`` on the first refusal."""
     report = ZipReport(max_files=max_files, max_uncompressed_bytes=max_uncompressed_bytes)
+    _check_directory_extent(source, max_files)
     with _open_zip(source) as archive:
         infos = archive.infolist()
         for info in infos:

@@ -1,13 +1,20 @@
 """DICOM decoding and de-identification (pydicom only; no extra codecs assumed).
 
-``decode_dicom_bytes(data, *, patient_salt=None) -> DecodedImage``
-    Reads with pydicom, converts pixels to 8-bit (see ``dicom_to_uint8``) and, when the file has a
+``decode_dicom_bytes(data, *, patient_salt=None, max_pixels=..., max_frames=...) -> DecodedImage``
+    Reads with pydicom, checks the size the header declares (``check_dicom_size``) before any pixel is
+    decoded, converts the first frame to 8-bit (see ``dicom_to_uint8``) and, when the file has a
     PatientID and a salt is given, sets ``patient_key``. Raises ``ImageDecodeError``.
+
+``read_dicom_header(data) -> Dataset`` / ``check_dicom_size(ds, *, max_pixels, max_frames)``
+    The header alone (``stop_before_pixels``), and the refusal of rows × columns over ``max_pixels``
+    (``too_many_pixels``, the raster cap) or more than ``max_frames`` frames (``too_many_frames``):
+    a 9000×9000 file is refused for the price of reading its header.
 
 ``dicom_to_uint8(ds) -> (array, notes)``
     Modality LUT (RescaleSlope/Intercept) → VOI LUT or window (first window when several) →
     MONOCHROME1 inverted so that bright means dense everywhere → 8-bit. Without a VOI the
-    modality range of the image itself is stretched. Multi-frame: first frame, said in ``notes``.
+    modality range of the image itself is stretched. Multi-frame: only the first frame is decoded, said in
+    ``notes``.
 
 ``deidentify(ds, *, salt, shift_dates=False, retain_patient_characteristics=False) -> Dataset``
     A de-identified copy following the DICOM PS3.15 Annex E basic application confidentiality
@@ -39,12 +46,12 @@ import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, generate_uid
 
 from .errors import ImageDecodeError
-from .images import DecodedImage, to_uint8
+from .images import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DecodedImage, to_uint8
 
 # PS3.15 Table E.1-1, action X/X-D/X-Z (removed).
 BASIC_PROFILE_REMOVE = (
@@ -170,28 +177,63 @@ def patient_key(patient_id: str | None, salt: str) -> str | None:
     return hmac.new(salt.encode(), value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def read_dicom(data: bytes) -> Dataset:
+def read_dicom(data: bytes, *, stop_before_pixels: bool = False) -> Dataset:
     try:
-        return pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise ImageDecodeError("The DICOM file is damaged and cannot be read.", "corrupt_dicom") from exc
 
 
+def read_dicom_header(data: bytes) -> Dataset:
+    """Every element before the pixel data: enough to know the image's size without touching a pixel."""
+    return read_dicom(data, stop_before_pixels=True)
+
+
+def _frame_count(ds: Dataset) -> int:
+    try:
+        return int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError) as exc:
+        raise ImageDecodeError("The DICOM file's frame count is damaged.", "corrupt_dicom") from exc
+
+
+def check_dicom_size(
+    ds: Dataset, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int = DEFAULT_MAX_FRAMES
+) -> None:
+    """Refuse, from the header alone, a frame over ``max_pixels`` or more than ``max_frames`` frames."""
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError) as exc:
+        raise ImageDecodeError("The DICOM file's image size is damaged.", "corrupt_dicom") from exc
+    if rows * columns > max_pixels:
+        raise ImageDecodeError(
+            f"The DICOM image is too large ({columns}×{rows} pixels); the limit is {max_pixels:,} pixels.",
+            "too_many_pixels",
+        )
+    frames = _frame_count(ds)
+    if frames > max_frames:
+        raise ImageDecodeError(
+            f"The DICOM file holds {frames:,} frames; the limit is {max_frames:,}. Export the frames you need.",
+            "too_many_frames",
+        )
+
+
 def dicom_to_uint8(ds: Dataset) -> tuple[np.ndarray, list[str]]:
-    """8-bit pixels (H×W or H×W×3) of the first frame, and notes on what was applied."""
+    """8-bit pixels (H×W or H×W×3) of the first frame, and notes on what was applied.
+
+    Only the first frame is decoded: a multi-frame file costs one frame's memory, not all of them.
+    """
     notes: list[str] = []
     if "PixelData" not in ds:
         raise ImageDecodeError("The DICOM file holds no image (no pixel data).", "no_pixel_data")
+    frames = _frame_count(ds)
     try:
-        pixels = ds.pixel_array
+        pixels = pixel_array(ds, index=0) if frames > 1 else ds.pixel_array
     except Exception as exc:  # pydicom raises many types for missing codecs and damaged data
         raise ImageDecodeError(
             "The DICOM pixel data cannot be decoded here (damaged, or compressed with an unsupported codec).",
             "undecodable_dicom",
         ) from exc
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
-        pixels = pixels[0]
         notes.append(f"The DICOM file holds {frames} frames; the first one is used.")
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if samples != 1:
@@ -221,8 +263,15 @@ def dicom_to_uint8(ds: Dataset) -> tuple[np.ndarray, list[str]]:
     return eight_bit, notes
 
 
-def decode_dicom_bytes(data: bytes, *, patient_salt: str | None = None) -> DecodedImage:
+def decode_dicom_bytes(
+    data: bytes,
+    *,
+    patient_salt: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+) -> DecodedImage:
     ds = read_dicom(data)
+    check_dicom_size(ds, max_pixels=max_pixels, max_frames=max_frames)
     pixels, notes = dicom_to_uint8(ds)
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         notes.append("The file says text is burned into the pixels; de-identification cannot remove it.")

@@ -1,6 +1,11 @@
 """Decode-and-verify of image files.
 
-``decode_image(source, *, patient_salt=None, max_pixels=...) -> DecodedImage``
+``check_image_size(data, *, max_pixels=..., max_frames=...) -> None``
+    Refuses, from the header alone and before any pixel is decoded, an image over ``max_pixels``
+    (``too_many_pixels``) or a DICOM file of more than ``max_frames`` frames (``too_many_frames``). Files that
+    are not images are left to ``decode_image`` to refuse.
+
+``decode_image(source, *, patient_salt=None, max_pixels=..., max_frames=...) -> DecodedImage``
     ``source`` is a path, bytes or a binary file. The type is taken from the content (magic
     bytes), never the extension: PNG, JPEG, TIFF, BMP, or DICOM (``DICM`` at byte 128). Raster
     files are checked with Pillow ``verify()`` and then fully ``load()``-ed, so truncated files
@@ -28,6 +33,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import ImageDecodeError
 
 DEFAULT_MAX_PIXELS = 64_000_000
+# Only a DICOM's first frame is decoded; the cap keeps what a header may declare within reason.
+DEFAULT_MAX_FRAMES = 1000
 RASTER_KINDS = {"PNG": "png", "JPEG": "jpeg", "TIFF": "tiff", "BMP": "bmp"}
 
 
@@ -71,11 +78,37 @@ def _read_bytes(source: str | os.PathLike | bytes | BinaryIO) -> bytes:
     return Path(source).read_bytes()
 
 
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> ImageDecodeError:
+    return ImageDecodeError(
+        f"The image is too large ({width}×{height} pixels); the limit is {max_pixels:,} pixels.", "too_many_pixels"
+    )
+
+
+def check_image_size(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int = DEFAULT_MAX_FRAMES
+) -> None:
+    """Refuse an oversized image from its header (DICOM: read up to the pixel data; raster: Pillow's header)."""
+    kind = sniff_kind(data[:132])
+    if kind == "dicom":
+        from .dicom import check_dicom_size, read_dicom_header
+
+        check_dicom_size(read_dicom_header(data), max_pixels=max_pixels, max_frames=max_frames)
+    elif kind is not None:
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return  # a damaged file is refused by decode_image with its own message
+        if width * height > max_pixels:
+            raise _too_many_pixels(width, height, max_pixels)
+
+
 def decode_image(
     source: str | os.PathLike | bytes | BinaryIO,
     *,
     patient_salt: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_frames: int = DEFAULT_MAX_FRAMES,
 ) -> DecodedImage:
     """Decode ``source`` fully; raise ``ImageDecodeError`` for anything that is not a sound image."""
     try:
@@ -88,7 +121,7 @@ def decode_image(
     if kind == "dicom":
         from .dicom import decode_dicom_bytes
 
-        return decode_dicom_bytes(data, patient_salt=patient_salt)
+        return decode_dicom_bytes(data, patient_salt=patient_salt, max_pixels=max_pixels, max_frames=max_frames)
     return _decode_raster(data, kind, max_pixels=max_pixels)
 
 
@@ -98,10 +131,7 @@ def _decode_raster(data: bytes, kind: str, *, max_pixels: int) -> DecodedImage:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             if width * height > max_pixels:
-                raise ImageDecodeError(
-                    f"The image is too large ({width}×{height} pixels); the limit is {max_pixels:,} pixels.",
-                    "too_many_pixels",
-                )
+                raise _too_many_pixels(width, height, max_pixels)
             probe.verify()
         # verify() leaves the image unusable and does not decode pixel data; load() does, and
         # fails on truncated files because Pillow's LOAD_TRUNCATED_IMAGES stays False.

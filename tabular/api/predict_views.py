@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from deepmed.api_schema import ErrorSerializer
 from deepmed.exceptions import ApplicationError
-from tabular.prediction import predict_csv, predict_rows
+from tabular.prediction import predict_csv, predict_rows, refuse_oversized_predict_request
 
 
 class TabularExplanationSerializer(serializers.Serializer):
@@ -54,8 +54,10 @@ class PredictTabularView(APIView):
             "models use the threshold shown in the model report), its confidence, every class probability and the "
             "top features that pushed it. Extra columns are ignored and listed in `ignored_columns`. A multipart "
             "upload (`model_id` + `file`, a CSV) answers with the same CSV, `text/csv`, with the columns "
-            "`predicted_label`, `confidence` and `probability_<class>` appended. Missing required columns and "
-            "values of the wrong type are a 400 naming the columns, row and column."
+            "`predicted_label`, `confidence` and `probability_<class>` appended; a cell or column name that starts "
+            "with `=`, `+`, `-`, `@`, a tab or a carriage return (and is not a number) gets a leading `'`, so no "
+            "spreadsheet runs it as a formula. The CSV may be `MAX_PREDICT_CSV_MB` (400 `file_too_large`). Missing "
+            "required columns and values of the wrong type are a 400 naming the columns, row and column."
         ),
         request={
             "application/json": TabularPredictRequestSerializer,
@@ -69,6 +71,7 @@ class PredictTabularView(APIView):
         },
     )
     def post(self, request):
+        refuse_oversized_predict_request(request)
         if not isinstance(request.data, dict):  # a JSON list, string or number; QueryDict (multipart) is a dict
             raise ApplicationError(
                 'Send a JSON object: {"model_id": <id>, "rows": [{column: value}, ...]}.', code="invalid_body"

@@ -3,6 +3,12 @@
 Clinicians bring files exported from hospital systems: odd delimiters, a BOM or Latin-1
 accents, "N/A" and "-" for missing, the odd broken row. `read_table` accepts all of that
 and refuses what cannot be a table with a `TableReadError` whose message says what to fix.
+
+Size is judged before a table is materialised (`TableLimits`): a CSV's header width, and for a workbook the
+unpacked size from its ZIP directory, then the sheet's declared dimension and, while its XML is streamed, the
+widest column, the last row and the number of cells. Only then is the sheet read, with openpyxl in read-only mode
+and `iter_rows` bounded to the measured extent, so a small file that claims column XFD in every row cannot make
+anything pad rows to 16,384 cells.
 """
 
 from __future__ import annotations
@@ -12,16 +18,25 @@ import csv
 import io
 import json
 import re
+import struct
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.parsers import expat
 
 import numpy as np
+import openpyxl
 import pandas as pd
+from openpyxl.cell.cell import TYPE_ERROR, TYPE_NUMERIC
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+from pandas.io.parsers import TextParser
 
 __all__ = [
     "MISSING_MARKERS",
     "ReadResult",
+    "TableLimits",
     "TableReadError",
     "read_parquet",
     "read_table",
@@ -39,6 +54,10 @@ MISSING_MARKERS: tuple[str, ...] = tuple(
 )
 
 _SAMPLE_BYTES = 1 << 16
+# The delimiter vote wants this many whole lines; a sample is extended past _SAMPLE_BYTES to reach them (a
+# 10,000-column header alone is ~100 KB), but never beyond _MAX_SAMPLE_BYTES.
+_SAMPLE_LINES = 20
+_MAX_SAMPLE_BYTES = 1 << 25
 _CHUNK_BYTES = 1 << 25
 _MAX_SNIFF_RECORDS = 200
 _MAX_LINES_NAMED = 5
@@ -47,6 +66,31 @@ _EXACT_RECOUNT = 10_000
 
 # Bytes that never appear in a text table: NUL and the C0 controls other than tab, LF, CR.
 _TEXT_BYTES = bytes([9, 10, 13, *range(32, 127), *range(128, 256)])
+
+
+DEFAULT_MAX_COLUMNS = 20_000
+DEFAULT_MAX_SHEET_CELLS = 5_000_000
+DEFAULT_MAX_SHEET_SECONDS = 60.0
+# A workbook's parts (sheet XML, shared strings, styles) may unpack to this much per cell allowed: openpyxl loads
+# shared strings and styles whole, so this bounds its memory before the workbook is even opened.
+UNPACKED_BYTES_PER_CELL = 100
+# An .xlsx has a few dozen parts; a central directory listing more is refused before zipfile reads it all.
+_MAX_WORKBOOK_PARTS = 10_000
+_ZIP_DIRECTORY_BYTES_PER_PART = 1024
+_SHEET_CHECK_EVERY = 4096
+
+
+@dataclass(frozen=True)
+class TableLimits:
+    """How large a table may be; checked from its extent before any row is materialised."""
+
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    max_sheet_cells: int = DEFAULT_MAX_SHEET_CELLS
+    max_sheet_seconds: float = DEFAULT_MAX_SHEET_SECONDS
+
+    @property
+    def max_unpacked_bytes(self) -> int:
+        return self.max_sheet_cells * UNPACKED_BYTES_PER_CELL
 
 
 class TableReadError(ValueError):
@@ -79,13 +123,16 @@ def read_table(
     sheet: str | int | None = None,
     max_ragged_share: float = 0.01,
     max_bytes: int | None = None,
+    limits: TableLimits | None = None,
 ) -> ReadResult:
     """Parse `data` as a CSV/TSV, an .xlsx workbook or JSON, whatever its file name claims.
 
     `filename` is used only to word messages; the type comes from the bytes. Rows with the
     wrong number of fields are dropped (with a warning) while they are at most
-    `max_ragged_share` of the rows, and refused beyond that.
+    `max_ragged_share` of the rows, and refused beyond that. A table wider than `limits.max_columns`,
+    or a sheet over `limits.max_sheet_cells`, is refused before it is materialised.
     """
+    limits = limits or TableLimits()
     if max_bytes is not None and len(data) > max_bytes:
         raise TableReadError(
             f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB. "
@@ -107,14 +154,14 @@ def read_table(
 
     kind = _sniff_format(data, filename)
     if kind == "xlsx":
-        return _read_excel(data, sheet)
+        return _read_excel(data, sheet, limits)
     warnings = []
     if sheet not in (None, 0, ""):
         warnings.append("A sheet was chosen, but this file is not an Excel workbook; the choice was ignored.")
     if kind == "json":
-        result = _read_json(data)
+        result = _read_json(data, limits)
     else:
-        result = _read_delimited(data, max_ragged_share=max_ragged_share)
+        result = _read_delimited(data, max_ragged_share=max_ragged_share, limits=limits)
     if source_encoding:
         result.encoding = source_encoding
     result.warnings[:0] = warnings
@@ -128,6 +175,7 @@ def _sniff_format(data: bytes, filename: str) -> str:
     head = data[:8]
     shown = f" ({filename})" if filename else ""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        _check_zip_directory(data, shown)
         try:
             names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
         except (zipfile.BadZipFile, OSError) as error:
@@ -177,6 +225,39 @@ def _sniff_format(data: bytes, filename: str) -> str:
     return "text"
 
 
+def _zip_directory_extent(data: bytes) -> tuple[int, int] | None:
+    """(entries, bytes) of a ZIP's central directory as its end record declares them, or None when there is none.
+
+    zipfile reads the whole directory into objects as soon as an archive is opened; reading these two numbers first
+    lets a directory of millions of tiny entries be refused for the price of a few bytes.
+    """
+    tail_start = max(0, len(data) - (0xFFFF + 22))
+    end = data.rfind(b"PK\x05\x06", tail_start)
+    if end < 0 or len(data) - end < 22:
+        return None
+    entries, size = struct.unpack("<HI", data[end + 10 : end + 16])
+    locator = end - 20
+    if (entries == 0xFFFF or size == 0xFFFFFFFF) and locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":
+        (offset,) = struct.unpack("<Q", data[locator + 8 : locator + 16])
+        record = data[offset : offset + 56]
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            entries, size = struct.unpack("<QQ", record[32:48])
+    return entries, size
+
+
+def _check_zip_directory(data: bytes, shown: str) -> None:
+    extent = _zip_directory_extent(data)
+    if extent is None:
+        return
+    entries, size = extent
+    if entries > _MAX_WORKBOOK_PARTS or size > _MAX_WORKBOOK_PARTS * _ZIP_DIRECTORY_BYTES_PER_PART:
+        raise TableReadError(
+            f"The file{shown} is an archive of {entries:,} parts; no Excel workbook has that many. "
+            "Upload a CSV, Excel (.xlsx) or JSON file.",
+            "unsupported_type",
+        )
+
+
 def _detect_encoding(data: bytes) -> str:
     """UTF-8 (with or without BOM) when the bytes are valid UTF-8, else Windows-1252, else Latin-1.
 
@@ -200,17 +281,36 @@ def _detect_encoding(data: bytes) -> str:
     return "latin-1"
 
 
-def _decode_sample(data: bytes, encoding: str) -> str:
-    sample = data[:_SAMPLE_BYTES]
+def _sample_end(data: bytes) -> int:
+    """Where the sniffing sample ends: after _SAMPLE_BYTES, extended to hold _SAMPLE_LINES whole lines.
+
+    A fixed byte count cut a 96 KB header in two, and every row then seemed to have more fields than the header.
+    """
+    end = min(len(data), _SAMPLE_BYTES)
+    lines = data.count(b"\n", 0, end)
+    while lines < _SAMPLE_LINES and end < len(data):
+        newline = data.find(b"\n", end, _MAX_SAMPLE_BYTES)
+        if newline < 0:
+            return len(data) if len(data) <= _MAX_SAMPLE_BYTES else end
+        end = newline + 1
+        lines += 1
+    return end
+
+
+def _decode_sample(data: bytes, encoding: str) -> tuple[str, bool]:
+    """The sample as text, cut after its last whole line, and whether it holds the whole file."""
+    end = _sample_end(data)
+    sample = data[:end]
     text = sample.decode(encoding, errors="ignore")
     if encoding == "utf-8" and text.startswith("\ufeff"):
         text = text[1:]
-    if len(sample) < len(data):
-        # Drop the last, probably cut, line.
+    whole = end >= len(data)
+    if not whole and not sample.endswith(b"\n"):
+        # Drop the last, cut, line.
         cut = text.rfind("\n")
         if cut > 0:
             text = text[: cut + 1]
-    return text
+    return text, whole
 
 
 # --- delimited text -----------------------------------------------------------------------
@@ -274,6 +374,15 @@ def _check_duplicates(names: list[str]) -> None:
         raise TableReadError(
             f"Column names must be unique; these appear more than once: {listed}. Rename them and upload again.",
             "duplicate_columns",
+        )
+
+
+def _check_column_count(n_columns: int, limits: TableLimits) -> None:
+    if n_columns > limits.max_columns:
+        raise TableReadError(
+            f"The table has {n_columns:,} columns; the limit is {limits.max_columns:,}. "
+            "Remove the columns you do not need, or split the table.",
+            "too_many_columns",
         )
 
 
@@ -410,16 +519,17 @@ def _ragged_error(line_numbers: list[int], n_rows: int, max_share: float) -> Tab
     )
 
 
-def _read_delimited(data: bytes, *, max_ragged_share: float) -> ReadResult:
+def _read_delimited(data: bytes, *, max_ragged_share: float, limits: TableLimits) -> ReadResult:
     encoding = _detect_encoding(data)
-    text = _decode_sample(data, encoding)
+    text, whole = _decode_sample(data, encoding)
     delimiter, records = _choose_delimiter(text)
     if not records:
         raise TableReadError("The file is empty.", "empty_file")
     names = _header_names(records[0])
-    if len(records) == 1 and len(data) <= _SAMPLE_BYTES:
+    if len(records) == 1 and whole:
         raise TableReadError("The file has a header row but no data rows.", "header_only")
     _check_width(names, delimiter)
+    _check_column_count(len(names), limits)
     _check_duplicates(names)
     width = len(names)
     decimal = "," if delimiter == ";" and _detect_decimal_comma(records) else "."
@@ -497,19 +607,226 @@ def _pandas_read(source, *, encoding: str | None, skiprows, **options) -> pd.Dat
 # --- Excel -------------------------------------------------------------------------------
 
 
-def _read_excel(data: bytes, sheet: str | int | None) -> ReadResult:
+_CELL_REFERENCE = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
+
+
+@dataclass
+class _SheetExtent:
+    """Where a sheet's values lie: the last row and column holding one, and how many cells the XML lists."""
+
+    max_row: int = 0
+    max_column: int = 0
+    n_cells: int = 0
+
+
+def _column_number(letters: str) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + ord(letter) - 64
+    return number
+
+
+def _sheet_too_large(chosen: str, n_rows: int, n_columns: int, limits: TableLimits, what: str) -> TableReadError:
+    return TableReadError(
+        f'The sheet "{chosen}" {what} {n_rows:,} rows × {n_columns:,} columns (up to column '
+        f"{get_column_letter(min(max(n_columns, 1), 18_278))}), {n_rows * n_columns:,} cells; the limits are "
+        f"{limits.max_columns:,} columns and {limits.max_sheet_cells:,} cells. Delete the empty rows and columns "
+        "after your data (select them, Delete), or save the sheet as CSV and upload that.",
+        "sheet_too_large",
+    )
+
+
+def _check_extent(chosen: str, n_rows: int, n_columns: int, limits: TableLimits, what: str) -> None:
+    # The read pads every row to the widest column, so rows × columns is what it would build.
+    if n_columns > limits.max_columns or n_rows * n_columns > limits.max_sheet_cells:
+        raise _sheet_too_large(chosen, n_rows, n_columns, limits, what)
+
+
+def _check_deadline(chosen: str, deadline: float, limits: TableLimits) -> None:
+    if time.monotonic() > deadline:
+        raise TableReadError(
+            f'Reading the sheet "{chosen}" took longer than {limits.max_sheet_seconds:g} s. '
+            "Save it as CSV and upload that.",
+            "sheet_too_large",
+        )
+
+
+class _SheetScanner:
+    """expat callbacks that measure a sheet's cells as they stream past; no element is ever built or kept.
+
+    A cell's position is settled when the next cell or row starts (or the sheet ends), so only start tags are
+    handled: two callbacks per cell, half of what an ElementTree pass costs.
+    """
+
+    def __init__(self, chosen: str, limits: TableLimits, deadline: float) -> None:
+        self.chosen, self.limits, self.deadline = chosen, limits, deadline
+        self.extent = _SheetExtent()
+        self.row_number = 0
+        self.column = 0
+        self.pending = False  # a <c> has started and is not counted yet
+        self.holds_value = False
+        self.row_cells = 0
+
+    def start(self, name: str, attributes: dict[str, str]) -> None:
+        local = name.rpartition(" ")[2]
+        if local == "c":
+            self.settle()
+            self.column = _cell_column(attributes.get("r"), self.column, self.chosen)
+            self.pending, self.holds_value = True, False
+            self.row_cells += 1
+            if self.row_cells > self.limits.max_columns:
+                # openpyxl builds a row's cells at once: a row may not list more cells than a table has columns,
+                # even empty ones that repeat one reference.
+                raise _sheet_too_large(self.chosen, self.row_number, self.row_cells, self.limits, "lists")
+        elif local in ("v", "is"):
+            self.holds_value = True
+        elif local == "row":
+            self.settle()
+            reference = attributes.get("r")
+            self.row_number = int(float(reference)) if reference else self.row_number + 1
+            self.column = self.row_cells = 0
+
+    def settle(self) -> None:
+        if not self.pending:
+            return
+        self.pending = False
+        extent, limits = self.extent, self.limits
+        extent.n_cells += 1
+        if self.holds_value:
+            extent.max_row = self.row_number
+            extent.max_column = max(extent.max_column, self.column)
+            _check_extent(self.chosen, extent.max_row, extent.max_column, limits, "spans")
+        if extent.n_cells > limits.max_sheet_cells:
+            columns = max(extent.max_column, self.column)
+            raise _sheet_too_large(self.chosen, self.row_number, columns, limits, "lists")
+        if extent.n_cells % _SHEET_CHECK_EVERY == 0:
+            _check_deadline(self.chosen, self.deadline, limits)
+
+
+def _refuse_entities(*_args) -> None:
+    raise TableReadError("The workbook declares XML entities; no spreadsheet program writes those.", "not_a_table")
+
+
+def _measure_sheet(worksheet: ReadOnlyWorksheet, chosen: str, limits: TableLimits, deadline: float) -> _SheetExtent:
+    """Stream the sheet XML once, keeping nothing, and refuse as soon as its extent passes a limit.
+
+    The declared <dimension> is checked first, but it may be missing or lie, so the cells themselves are measured:
+    a cell without a reference follows the previous one, as openpyxl places it.
+    """
+    if worksheet.max_row and worksheet.max_column:
+        _check_extent(chosen, worksheet.max_row, worksheet.max_column, limits, "declares")
+    scanner = _SheetScanner(chosen, limits, deadline)
+    parser = expat.ParserCreate(namespace_separator=" ")
+    # As defusedxml does: no entity declarations at all, so no expansion bomb and nothing fetched from outside.
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.EntityDeclHandler = _refuse_entities
+    parser.StartElementHandler = scanner.start
+    # openpyxl is pinned (requirements/base.txt); _get_source opens the part this worksheet reads.
+    with worksheet._get_source() as source:
+        try:
+            parser.ParseFile(source)
+        except (expat.ExpatError, ValueError, OverflowError) as error:
+            if isinstance(error, TableReadError):
+                raise
+            raise TableReadError(f'The sheet "{chosen}" is damaged and cannot be read.', "not_a_table") from error
+    scanner.settle()
+    return scanner.extent
+
+
+def _cell_column(reference: str | None, previous: int, chosen: str) -> int:
+    if not reference:
+        return previous + 1
+    match = _CELL_REFERENCE.fullmatch(reference)
+    if match is None:
+        raise TableReadError(f'The sheet "{chosen}" has a damaged cell reference ({reference[:20]!r}).', "not_a_table")
+    return _column_number(match.group(1))
+
+
+def _excel_value(cell) -> object:
+    """A cell as pandas' own openpyxl reader gives it: "" for empty, NaN for errors, whole floats as int."""
+    value = cell.value
+    if value is None:
+        return ""
+    if cell.data_type == TYPE_ERROR:
+        return np.nan
+    if cell.data_type == TYPE_NUMERIC:
+        whole = int(value)
+        return whole if whole == value else float(value)
+    return value
+
+
+def _sheet_rows(
+    worksheet: ReadOnlyWorksheet, extent: _SheetExtent, chosen: str, limits: TableLimits, deadline: float
+) -> list[list[object]]:
+    rows: list[list[object]] = []
+    # Bounded to the measured extent: no row is ever padded past the last column that holds a value.
+    cells = worksheet.iter_rows(min_row=1, max_row=extent.max_row, min_col=1, max_col=extent.max_column)
+    for number, row in enumerate(cells, start=1):
+        values = [_excel_value(cell) for cell in row]
+        while values and values[-1] == "":
+            values.pop()
+        rows.append(values)
+        if number % _SHEET_CHECK_EVERY == 0:
+            _check_deadline(chosen, deadline, limits)
+    while rows and not rows[-1]:
+        rows.pop()
+    width = max((len(values) for values in rows), default=0)
+    return [values + [""] * (width - len(values)) for values in rows]
+
+
+def _read_workbook_sheet(data: bytes, sheet: str | int | None, limits: TableLimits):
+    """Measure, then read, one sheet: (rows, the sheet's name, every sheet name)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if unpacked > limits.max_unpacked_bytes:
+        raise TableReadError(
+            f"The workbook unpacks to {unpacked / 1e6:,.0f} MB, more than a sheet of {limits.max_sheet_cells:,} "
+            f"cells needs ({limits.max_unpacked_bytes / 1e6:,.0f} MB). Save the sheet you need as CSV and upload that.",
+            "workbook_too_large",
+        )
     try:
-        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
     except Exception as error:  # openpyxl raises many types for damaged or encrypted workbooks
         raise TableReadError(
             "The Excel file could not be opened; it may be damaged or password-protected. "
             "Save it again as .xlsx without a password.",
             "not_a_table",
         ) from error
-    with book:
-        sheet_names = [str(name) for name in book.sheet_names]
+    try:
+        sheet_names = [str(name) for name in book.sheetnames]
+        if not sheet_names:
+            raise TableReadError("The workbook has no sheets.", "excel_no_data")
         chosen = _resolve_sheet(sheet, sheet_names)
-        raw = pd.read_excel(book, sheet_name=chosen, header=None, na_values=list(MISSING_MARKERS), keep_default_na=True)
+        worksheet = book[chosen]
+        if not isinstance(worksheet, ReadOnlyWorksheet):
+            raise TableReadError(f'The sheet "{chosen}" is a chart, not a table. Choose another sheet.', "bad_sheet")
+        deadline = time.monotonic() + limits.max_sheet_seconds
+        extent = _measure_sheet(worksheet, chosen, limits, deadline)
+        if not extent.max_column:
+            raise TableReadError(f'The sheet "{chosen}" has no data.', "excel_no_data")
+        try:
+            rows = _sheet_rows(worksheet, extent, chosen, limits, deadline)
+        except TableReadError:
+            raise
+        except Exception as error:  # damaged cell values (bad numbers, dates) surface only while reading
+            raise TableReadError(f'The sheet "{chosen}" is damaged and cannot be read.', "not_a_table") from error
+    finally:
+        book.close()
+    return rows, chosen, sheet_names
+
+
+def _read_excel(data: bytes, sheet: str | int | None, limits: TableLimits) -> ReadResult:
+    rows, chosen, sheet_names = _read_workbook_sheet(data, sheet, limits)
+    if not rows:
+        raise TableReadError(f'The sheet "{chosen}" has no data.', "excel_no_data")
+    # The same parser pandas.read_excel hands these rows to, so types and missing values come out as they did.
+    parser = TextParser(
+        rows, header=None, na_values=list(MISSING_MARKERS), keep_default_na=True, skip_blank_lines=False
+    )
+    try:
+        raw = parser.read()
+    finally:
+        parser.close()
     raw = raw.dropna(how="all").dropna(axis=1, how="all")
     if raw.empty:
         raise TableReadError(f'The sheet "{chosen}" has no data.', "excel_no_data")
@@ -544,7 +861,7 @@ def _resolve_sheet(sheet: str | int | None, sheet_names: list[str]) -> str:
 # --- JSON --------------------------------------------------------------------------------
 
 
-def _read_json(data: bytes) -> ReadResult:
+def _read_json(data: bytes, limits: TableLimits) -> ReadResult:
     encoding = _detect_encoding(data)
     text = data.decode(encoding)
     if text.startswith("\ufeff"):
@@ -557,6 +874,7 @@ def _read_json(data: bytes) -> ReadResult:
         ) from error
     del text
     frame, shape = _json_frame(document)
+    _check_column_count(len(frame.columns), limits)
     for column in frame.columns:
         values = frame[column]
         if values.dtype == object and values.map(lambda value: isinstance(value, dict | list)).any():
