@@ -6,12 +6,13 @@ this module wires them to the database and to the settings.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,7 @@ from .models import (
     Message,
 )
 from .rag.fusion import DEFAULT_CANDIDATES
+from .rag.generation import finish_streamed
 from .vectorstore import NumpyStore, get_vector_store, knowledge_base_alias, vector_to_bytes
 
 logger = logging.getLogger(__name__)
@@ -828,17 +830,13 @@ class ShapedAnswer:
     shape: str
 
 
-def answer_from_passages(
-    *, question: str, passages: Sequence[RetrievedPassage], history: list[dict], backend: str, answer_length: str
-) -> ShapedAnswer:
-    """Generates the answer and numbers its citations per document in order of first use: `sources` are the
-    documents it cites ("[n]" is sources[n-1]); retrieved documents it does not cite are `see_also`, ranked."""
-    from .generation import get_generator
-    from .rag.answering import QuestionKind, cite_in_order, classify_question
+def _answer_chunks(*, question: str, passages: Sequence[RetrievedPassage]) -> list:
+    """The passages as a generator sees them, with each passage's whole section for a how-to question."""
+    from .rag.answering import QuestionKind, classify_question
     from .rag.generation import RetrievedChunk
 
     sections = _section_texts(passages) if classify_question(question) is QuestionKind.HOW_TO else {}
-    chunks = [
+    return [
         RetrievedChunk(
             key=passage.key,
             text=passage.text,
@@ -852,7 +850,11 @@ def answer_from_passages(
         )
         for passage in passages
     ]
-    answer = get_generator(backend, answer_length=answer_length).generate(question, history, chunks)
+
+
+def _shaped(answer, *, chunks: list, passages: Sequence[RetrievedPassage]) -> ShapedAnswer:
+    from .rag.answering import cite_in_order
+
     cited = cite_in_order(answer.text, chunks)
     return ShapedAnswer(
         text=cited.text,
@@ -864,14 +866,21 @@ def answer_from_passages(
     )
 
 
-def message_send(*, user, conversation: Conversation, text: str, embedder=None) -> Message:
-    """Answers a question: masks personal data, refuses unsafe requests, retrieves, generates, stores both turns.
+def answer_from_passages(
+    *, question: str, passages: Sequence[RetrievedPassage], history: list[dict], backend: str, answer_length: str
+) -> ShapedAnswer:
+    """Generates the answer and numbers its citations per document in order of first use: `sources` are the
+    documents it cites ("[n]" is sources[n-1]); retrieved documents it does not cite are `see_also`, ranked."""
+    from .generation import get_generator
 
-    The user's text is masked before anything is stored or sent to a generator. Refusals and "nothing relevant"
-    answers are fixed texts without sources: the bot does not guess.
-    """
-    from .generation import generator_backend_name
-    from .rag.safety import classify_request, mask_personal_data, refusal_message
+    chunks = _answer_chunks(question=question, passages=passages)
+    answer = get_generator(backend, answer_length=answer_length).generate(question, history, chunks)
+    return _shaped(answer, chunks=chunks, passages=passages)
+
+
+def _message_begin(*, conversation: Conversation, text: str) -> tuple[str, list[dict], float]:
+    """Checks the question, masks its personal data and stores it: (masked text, history window, start time)."""
+    from .rag.safety import mask_personal_data
 
     if conversation.ended_at is not None:
         raise ApplicationError(
@@ -895,44 +904,145 @@ def message_send(*, user, conversation: Conversation, text: str, embedder=None) 
         if not conversation.title:
             conversation.title = _excerpt(masked)[:80]
             conversation.save(update_fields=["title"])
+    return masked, history, started
+
+
+def _fixed_answer(*, user, conversation: Conversation, masked: str, embedder) -> tuple[dict | None, list]:
+    """(the fields of a refusal or "nothing relevant" answer, None when the question is answered; the passages)."""
+    from .rag.safety import classify_request, refusal_message
+
+    fields: dict = {"sources": [], "see_also": [], "refused": False, "no_answer": False, "fell_back": False}
     kind = classify_request(masked)
-    answer_fields: dict = {
-        "sources": [],
-        "see_also": [],
-        "backend": "",
+    if kind is not None:
+        return {**fields, "text": refusal_message(kind), "backend": "safety", "refused": True}, []
+    passages = passages_for_named_codes(
+        masked, knowledge_search(user=user, query=masked, embedder=embedder, conversation=conversation)
+    )
+    if not passages:
+        return {**fields, "text": NOTHING_RELEVANT, "backend": "retrieval", "no_answer": True}, []
+    return None, passages
+
+
+def _answer_fields(answer: ShapedAnswer) -> dict:
+    return {
+        "text": answer.text,
+        "backend": answer.backend,
+        "fell_back": answer.fell_back,
+        "sources": answer.sources,
+        "see_also": answer.see_also,
         "refused": False,
         "no_answer": False,
-        "fell_back": False,
     }
-    if kind is not None:
-        answer_fields.update(text=refusal_message(kind), backend="safety", refused=True)
-    else:
-        passages = passages_for_named_codes(
-            masked, knowledge_search(user=user, query=masked, embedder=embedder, conversation=conversation)
-        )
-        if not passages:
-            answer_fields.update(text=NOTHING_RELEVANT, backend="retrieval", no_answer=True)
-        else:
-            preference = preference_get(user=user)
-            answer = answer_from_passages(
-                question=masked,
-                passages=passages,
-                history=history,
-                backend=generator_backend_name(preference.backend),
-                answer_length=preference.answer_length,
-            )
-            answer_fields.update(
-                text=answer.text,
-                backend=answer.backend,
-                fell_back=answer.fell_back,
-                sources=answer.sources,
-                see_also=answer.see_also,
-            )
+
+
+def _message_finish(*, conversation: Conversation, started: float, fields: dict) -> Message:
     elapsed = time.perf_counter() - started
-    observe_chat_response(backend=answer_fields["backend"], seconds=elapsed)
+    observe_chat_response(backend=fields["backend"], seconds=elapsed)
     return Message.objects.create(
-        conversation=conversation, role=Message.Role.ASSISTANT, latency_ms=int(elapsed * 1000), **answer_fields
+        conversation=conversation, role=Message.Role.ASSISTANT, latency_ms=int(elapsed * 1000), **fields
     )
+
+
+def message_send(*, user, conversation: Conversation, text: str, embedder=None) -> Message:
+    """Answers a question: masks personal data, refuses unsafe requests, retrieves, generates, stores both turns.
+
+    The user's text is masked before anything is stored or sent to a generator. Refusals and "nothing relevant"
+    answers are fixed texts without sources: the bot does not guess.
+    """
+    from .generation import generator_backend_name
+
+    masked, history, started = _message_begin(conversation=conversation, text=text)
+    fields, passages = _fixed_answer(user=user, conversation=conversation, masked=masked, embedder=embedder)
+    if fields is None:
+        preference = preference_get(user=user)
+        answer = answer_from_passages(
+            question=masked,
+            passages=passages,
+            history=history,
+            backend=generator_backend_name(preference.backend),
+            answer_length=preference.answer_length,
+        )
+        fields = _answer_fields(answer)
+    return _message_finish(conversation=conversation, started=started, fields=fields)
+
+
+STREAMING_BACKENDS = ("http", "local")
+
+
+def message_stream(*, user, conversation: Conversation, text: str, embedder=None) -> Iterator[tuple[str, dict]]:
+    """message_send as events, for a page that shows the answer as it is written.
+
+    The question is checked and stored now (errors are raised before any event); the returned iterator then yields
+    ("extractive", {answer, sources, see_also}) at once — the quoted answer, which stays when no model writes one —
+    then, with the `http` or `local` generator, ("delta", {text}) for each piece the model writes, or
+    ("fallback", {reason}) when it fails or is silent for LLM_TIMEOUT_SECONDS, and last ("done", the stored
+    message as /chat/message returns it). Refusals and "nothing relevant" give "done" alone.
+    """
+    from .api.serializers import message_result
+    from .generation import generator_backend_name, get_generator
+
+    masked, history, started = _message_begin(conversation=conversation, text=text)
+
+    def events() -> Iterator[tuple[str, dict]]:
+        fields, passages = _fixed_answer(user=user, conversation=conversation, masked=masked, embedder=embedder)
+        if fields is None:
+            preference = preference_get(user=user)
+            backend = generator_backend_name(preference.backend)
+            chunks = _answer_chunks(question=masked, passages=passages)
+            quoted = _shaped(
+                get_generator("extractive", answer_length=preference.answer_length).generate(masked, history, chunks),
+                chunks=chunks,
+                passages=passages,
+            )
+            yield "extractive", {"answer": quoted.text, "sources": quoted.sources, "see_also": quoted.see_also}
+            answer = quoted
+            if backend in STREAMING_BACKENDS:
+                primary = get_generator(backend, answer_length=preference.answer_length).primary
+                pieces: list[str] = []
+                try:
+                    for piece in _within_timeout(primary.stream(masked, history, chunks)):
+                        pieces.append(piece)
+                        yield "delta", {"text": piece}
+                    answer = _shaped(
+                        finish_streamed(primary.name, masked, "".join(pieces), chunks), chunks=chunks, passages=passages
+                    )
+                except Exception as exc:  # any failure of the model: the quoted answer stands
+                    logger.warning("streaming from the %s generator failed: %s", backend, exc)
+                    answer = dataclasses.replace(quoted, fell_back=True)
+                    yield "fallback", {"reason": "The language model could not answer; the quoted answer stands."}
+            fields = _answer_fields(answer)
+        message = _message_finish(conversation=conversation, started=started, fields=fields)
+        yield "done", message_result(message)
+
+    return events()
+
+
+def _within_timeout(pieces: Iterator[str]) -> Iterator[str]:
+    """The pieces of a stream, read in a daemon thread: TimeoutError when none comes for LLM_TIMEOUT_SECONDS."""
+    import queue
+
+    inbox: queue.Queue = queue.Queue()
+    finished = object()
+
+    def pump() -> None:
+        try:
+            for piece in pieces:
+                inbox.put(piece)
+        except Exception as exc:  # handed to the reader
+            inbox.put(exc)
+        inbox.put(finished)
+
+    threading.Thread(target=pump, name="chat-stream", daemon=True).start()
+    while True:
+        try:
+            item = inbox.get(timeout=settings.LLM_TIMEOUT_SECONDS)
+        except queue.Empty as exc:
+            raise TimeoutError(f"no answer for {settings.LLM_TIMEOUT_SECONDS} s") from exc
+        if item is finished:
+            return
+        if isinstance(item, Exception):
+            raise item
+        yield item
 
 
 def feedback_give(*, user, message: Message, rating: int, comment: str = "") -> Feedback:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("chat", views.chat_page, name="chat"),
     path("chat/start", api.StartView.as_view(), name="chat-start"),
     path("chat/message", api.MessageView.as_view(), name="chat-message"),
+    path("chat/message/stream", api.MessageStreamView.as_view(), name="chat-message-stream"),
     path("chat/history", api.HistoryView.as_view(), name="chat-history"),
     path("chat/end", api.EndView.as_view(), name="chat-end"),
     # POST: rate an answer (JSON); GET: the staff feedback list page.

@@ -9,6 +9,8 @@ import json
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.auth.views import redirect_to_login
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -92,6 +94,53 @@ class MessageView(ChatView):
             user=request.user, conversation=conversation, text=serializer.validated_data["message"]
         )
         return Response(s.message_result(message))
+
+
+def _server_sent_events(events):
+    for event, data in events:
+        yield f"event: {event}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n"
+
+
+class MessageStreamView(ChatView):
+    @extend_schema(
+        operation_id="chat_message_stream",
+        tags=[TAG],
+        summary="Ask a question and receive the answer as server-sent events while it is written",
+        description=(
+            "The same question as /chat/message, answered as `text/event-stream`: `extractive` (the quoted answer "
+            "with its `sources` and `see_also`, at once), then with the `http` or `local` generator `delta` events "
+            '(`{"text"}` pieces of the model\'s answer) or `fallback` when the model fails or stays silent for '
+            "LLM_TIMEOUT_SECONDS (the quoted answer stands), and last `done`: the stored answer, shaped like "
+            '/chat/message\'s reply. A refusal or "nothing relevant" comes as `done` alone. Bad input is refused '
+            "with the usual JSON error before the stream starts."
+        ),
+        request=s.MessageRequestSerializer,
+        responses={
+            (200, "text/event-stream"): OpenApiTypes.STR,
+            400: error_response("Empty or too long message (`empty_message`, `message_too_long`)."),
+            404: error_response("No such conversation of yours."),
+            409: error_response("The conversation has ended (`conversation_ended`)."),
+        },
+    )
+    def perform_content_negotiation(self, request, force=False):
+        # The stream is not a DRF rendering: an `Accept: text/event-stream` must not make DRF answer 406, and
+        # errors raised before the stream starts are rendered as the usual JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    def post(self, request):
+        serializer = s.MessageRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = selectors.conversation_get_for_user(
+            user=request.user, conversation_id=serializer.validated_data["conversation_id"]
+        )
+        events = services.message_stream(
+            user=request.user, conversation=conversation, text=serializer.validated_data["message"]
+        )
+        response = StreamingHttpResponse(_server_sent_events(events), content_type="text/event-stream")
+        # Proxies must pass each event on as it comes (nginx buffers otherwise).
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
 
 
 def _conversation_summary(conversation) -> dict:

@@ -23,6 +23,7 @@ import re
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -47,6 +48,7 @@ __all__ = [
     "TransformersGenerator",
     "build_messages",
     "default_local_model_path",
+    "finish_streamed",
     "parse_citations",
 ]
 
@@ -210,28 +212,37 @@ class OpenAICompatibleGenerator:
         self.max_tokens = max_tokens
         self.history_turns = history_turns
 
-    def generate(self, question: str, history: list[dict], chunks: list[RetrievedChunk]) -> Answer:
-        if not chunks:
-            return Answer(NO_ANSWER_TEXT, [], self.name)
+    def _request(self, question: str, history: list[dict], chunks: list[RetrievedChunk], *, stream: bool):
         body = {
             "model": self.model,
             "messages": build_messages(question, history, chunks, history_turns=self.history_turns),
             "temperature": 0,
             "max_tokens": self.max_tokens,
-            "stream": False,
+            "stream": stream,
         }
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+        }
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
             f"{self.base_url}/chat/completions", data=json.dumps(body).encode(), headers=headers, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                payload = json.loads(response.read().decode("utf-8"))
+            return urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310
         except urllib.error.HTTPError as exc:
             raise GenerationError(f"The LLM endpoint answered HTTP {exc.code}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise GenerationError(f"The LLM endpoint could not be reached ({exc})") from exc
+
+    def generate(self, question: str, history: list[dict], chunks: list[RetrievedChunk]) -> Answer:
+        if not chunks:
+            return Answer(NO_ANSWER_TEXT, [], self.name)
+        try:
+            with self._request(question, history, chunks, stream=False) as response:
+                payload = json.loads(response.read().decode("utf-8"))
+        except (TimeoutError, OSError) as exc:
             raise GenerationError(f"The LLM endpoint could not be reached ({exc})") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise GenerationError("The LLM endpoint did not answer JSON") from exc
@@ -241,8 +252,37 @@ class OpenAICompatibleGenerator:
             raise GenerationError("The LLM endpoint's reply has no choices[0].message.content") from exc
         if not isinstance(content, str) or not content.strip():
             raise GenerationError("The LLM endpoint returned an empty answer")
-        text, citations = parse_citations(lead_generated_answer(question, content, chunks), len(chunks))
-        return Answer(text, citations, self.name)
+        return finish_streamed(self.name, question, content, chunks)
+
+    def stream(self, question: str, history: list[dict], chunks: list[RetrievedChunk]) -> Iterator[str]:
+        """The answer's text as the endpoint writes it (server-sent events, ``"stream": true``), piece by piece;
+        ``finish_streamed`` makes the Answer of the whole. Raises GenerationError when the endpoint fails."""
+        try:
+            with self._request(question, history, chunks, stream=True) as response:
+                for raw in response:
+                    line = raw.decode("utf-8").strip()
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[len("data:") :].strip()
+                    if data == "[DONE]":
+                        return
+                    try:
+                        piece = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                        raise GenerationError("The LLM endpoint's stream holds an event that is not a chunk") from exc
+                    if piece:
+                        yield piece
+        except (TimeoutError, OSError, UnicodeDecodeError) as exc:
+            raise GenerationError(f"The LLM endpoint's stream broke off ({exc})") from exc
+
+
+def finish_streamed(backend: str, question: str, text: str, chunks: list[RetrievedChunk]) -> Answer:
+    """The Answer of a language model's whole text: a code question's lead added when missing, citations kept
+    only where they point at a chunk."""
+    if not text.strip():
+        raise GenerationError(f"The {backend} generator returned an empty answer")
+    cleaned, citations = parse_citations(lead_generated_answer(question, text, chunks), len(chunks))
+    return Answer(cleaned, citations, backend)
 
 
 def default_local_model_path() -> Path:
@@ -338,10 +378,44 @@ class TransformersGenerator:
                 pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
             )
         content = tokenizer.decode(output[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-        if not content:
-            raise GenerationError("The local model returned an empty answer")
-        text, citations = parse_citations(lead_generated_answer(question, content, chunks), len(chunks))
-        return Answer(text, citations, self.name)
+        return finish_streamed(self.name, question, content, chunks)
+
+    def stream(self, question: str, history: list[dict], chunks: list[RetrievedChunk]) -> Iterator[str]:
+        """The answer's text as the model writes it (transformers' TextIteratorStreamer), piece by piece; the model
+        runs in a daemon thread that ends at ``max_new_tokens``."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        tokenizer, model = _load_local_model(self.model_path)
+        messages = build_messages(question, history, chunks, history_turns=self.history_turns)
+        inputs = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    model.generate(
+                        **inputs,
+                        max_new_tokens=self.max_new_tokens,
+                        do_sample=False,
+                        streamer=streamer,
+                        pad_token_id=tokenizer.pad_token_id
+                        if tokenizer.pad_token_id is not None
+                        else tokenizer.eos_token_id,
+                    )
+            except Exception as exc:  # reported to the reader of the stream below
+                failure.append(exc)
+                streamer.end()
+
+        threading.Thread(target=run, name="stream-local-model", daemon=True).start()
+        for piece in streamer:
+            if piece:
+                yield piece
+        if failure:
+            raise GenerationError(f"The local model failed ({failure[0]})") from failure[0]
 
 
 class FallbackGenerator:

@@ -448,6 +448,98 @@
     });
   }
 
+  // POST /chat/message/stream and read its server-sent events: the quoted answer shows at once, a language model's
+  // answer replaces it as it is written, and the stored answer ("done") is what the promise resolves with.
+  function streamAnswer(body) {
+    var provisional = null;
+    var written = "";
+    function show(text, sources) {
+      if (provisional) {
+        provisional.remove();
+      }
+      provisional = addMessage("assistant", text, { sources: sources });
+      provisional.classList.add("chat-provisional");
+      provisional.setAttribute("aria-busy", "true");
+    }
+    function clear() {
+      if (provisional) {
+        provisional.remove();
+        provisional = null;
+      }
+    }
+    var quoted = null;
+    return fetch("/chat/message/stream", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        Accept: "text/event-stream, application/json",
+        "Content-Type": "application/json",
+        "X-CSRFToken": csrfToken(),
+      },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      if (!response.ok) {
+        return response
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (data) {
+            throw new Error(data.detail || "The request failed (" + response.status + ").");
+          });
+      }
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      var done = null;
+      function handle(block) {
+        var name = "message";
+        var data = "";
+        block.split("\n").forEach(function (line) {
+          if (line.indexOf("event:") === 0) {
+            name = line.slice(6).trim();
+          } else if (line.indexOf("data:") === 0) {
+            data += line.slice(5).trim();
+          }
+        });
+        var payload = data ? JSON.parse(data) : {};
+        if (name === "extractive") {
+          quoted = payload;
+          show(payload.answer, payload.sources);
+        } else if (name === "delta") {
+          written += payload.text;
+          show(written, null);
+        } else if (name === "fallback" && quoted) {
+          show(quoted.answer, quoted.sources);
+        } else if (name === "done") {
+          done = payload;
+        }
+      }
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.value) {
+            buffer += decoder.decode(chunk.value, { stream: true });
+            var parts = buffer.split("\n\n");
+            buffer = parts.pop();
+            parts.forEach(handle);
+          }
+          if (!chunk.done) {
+            return pump();
+          }
+          clear();
+          if (!done) {
+            throw new Error("The answer was cut off: ask again.");
+          }
+          return done;
+        });
+      }
+      return pump().catch(function (error) {
+        clear();
+        throw error;
+      });
+    });
+  }
+
   function ask(event) {
     event.preventDefault();
     if (busy) {
@@ -465,7 +557,7 @@
     input.value = "";
     ensureConversation()
       .then(function (id) {
-        return request("POST", "/chat/message", { conversation_id: Number(id), message: text });
+        return streamAnswer({ conversation_id: Number(id), message: text });
       })
       .then(function (data) {
         addMessage("assistant", data.answer, {

@@ -120,3 +120,40 @@ def test_an_attached_document_is_indexed_and_cited(signed_in_page, page_problems
     expect(answer.locator(".chat-answer")).to_contain_text("zebrafish monitor every hour")
     expect(answer.locator(".chat-sources > li").first).to_contain_text("ward7-protocol.md")
     assert page_problems.console_errors == [] and page_problems.page_errors == []
+
+
+@pytest.mark.usefixtures("kb")
+def test_a_model_answer_is_shown_as_it_is_written_after_the_quoted_one(signed_in_page, page_problems, settings):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from chatbot import generation
+    from chatbot.tests.test_streaming import StreamingEndpoint
+
+    StreamingEndpoint.mode, StreamingEndpoint.pause = "ok", 1.0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StreamingEndpoint)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.CHAT_GENERATOR = "http"
+    settings.LLM_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    settings.LLM_TIMEOUT_SECONDS = 10.0
+    generation.reset_generators()
+    try:
+        page = signed_in_page
+        page.goto("/chat")
+        page.get_by_label("Your question").fill("What does ICD-10 code E11 cover?")
+        page.get_by_role("button", name="Send").click()
+        answer = page.locator(".chat-assistant").last
+        # The quoted answer at once, then the model's words replacing it while they come, then the stored answer.
+        expect(answer).to_contain_text("Type 2 diabetes mellitus (ICD-10-CM E11)", timeout=30_000)
+        expect(page.locator(".chat-provisional")).to_contain_text("E11 is type 2 diabetes", timeout=15_000)
+        final = page.locator(".chat-assistant:not(.chat-provisional)").last
+        expect(final).to_contain_text("E11 is type 2 diabetes mellitus", timeout=15_000)
+        expect(final.get_by_role("button", name="Helpful (thumbs up)")).to_be_visible()
+        expect(page.locator(".chat-provisional")).to_have_count(0)
+    finally:
+        server.shutdown()
+        server.server_close()
+        generation.reset_generators()
+        StreamingEndpoint.pause = 0.0
+    assert page_problems.console_errors == [] and page_problems.page_errors == []

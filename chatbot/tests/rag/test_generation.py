@@ -188,3 +188,18 @@ def test_smollm2_answers_from_the_gguf_with_valid_citations():
     answer = TransformersGenerator(max_new_tokens=12).generate("What does ICD-10 code E11 cover?", [], CHUNKS)
     assert answer.backend == "local" and answer.text
     assert set(answer.citations) <= {1, 2}
+
+
+@pytest.mark.slow_model
+@pytest.mark.skipif(
+    os.environ.get("RUN_SLOW_MODEL_TESTS") != "1",
+    reason="loads SmolLM2-135M from its GGUF (20-60 s on 2 cores): RUN_SLOW_MODEL_TESTS=1 pytest -m slow_model",
+)
+def test_smollm2_streams_its_answer_piece_by_piece():
+    from chatbot.rag.generation import finish_streamed
+
+    generator = TransformersGenerator(max_new_tokens=12)
+    pieces = list(generator.stream("What does ICD-10 code E11 cover?", [], CHUNKS))
+    assert len(pieces) > 1 and all(isinstance(piece, str) for piece in pieces)
+    answer = finish_streamed("local", "What does ICD-10 code E11 cover?", "".join(pieces), CHUNKS)
+    assert answer.backend == "local" and answer.text and set(answer.citations) <= {1, 2}
