@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
 
@@ -56,6 +56,8 @@ SMALL_MINORITY_SHARE = 0.10
 SMALL_MINORITY_ROWS = 30
 LEAKAGE_BALANCED_ACCURACY = 0.98
 LEAKAGE_ROC_AUC = 0.99
+LEAKAGE_SCREEN_BINS = 32
+LEAKAGE_SCREEN_MARGIN = 0.05
 HISTOGRAM_BINS = 20
 TOP_CATEGORIES = 10
 PATTERN_SAMPLE = 500
@@ -809,23 +811,39 @@ def _leaking_columns(
 
 def _numeric_leak(numbers: np.ndarray, codes: np.ndarray, folds, random_state: int) -> str | None:
     if codes.max() == 1:
-        auc = roc_auc_score(codes, numbers)
+        auc = _binary_auc(codes, numbers)
         auc = max(auc, 1 - auc)
         if auc >= LEAKAGE_ROC_AUC:
             return f"ROC AUC {auc:.3f}"
+    # A cheap screen before the trees: the majority class of each of LEAKAGE_SCREEN_BINS quantile bins, under the
+    # same folds (a few bincounts, ~0.3 ms). A depth-3 tree splits the column into at most 8 intervals, which these
+    # bins approximate closely, so a column whose bins stay clearly below the bar cannot reach it with a tree; only
+    # the rest pay for three tree fits (~75 ms on a busy machine: 12 minutes on a 10,000-column genomics table).
+    edges = np.unique(np.quantile(numbers, np.linspace(0, 1, LEAKAGE_SCREEN_BINS + 1)[1:-1]))
+    screen = _category_leak_score(np.searchsorted(edges, numbers, side="right"), codes, folds)
+    if screen < LEAKAGE_BALANCED_ACCURACY - LEAKAGE_SCREEN_MARGIN:
+        return None
     predictions = np.empty_like(codes)
     features = numbers.reshape(-1, 1)
     for train, test in folds:
         tree = DecisionTreeClassifier(max_depth=3, random_state=random_state)
         tree.fit(features[train], codes[train])
         predictions[test] = tree.predict(features[test])
-    score = balanced_accuracy_score(codes, predictions)
+    score = _balanced_accuracy(codes, predictions)
     if score >= LEAKAGE_BALANCED_ACCURACY:
         return f"balanced accuracy {score:.3f}"
     return None
 
 
 def _category_leak(categories: np.ndarray, codes: np.ndarray, folds) -> str | None:
+    score = _category_leak_score(categories, codes, folds)
+    if score >= LEAKAGE_BALANCED_ACCURACY:
+        return f"balanced accuracy {score:.3f}"
+    return None
+
+
+def _category_leak_score(categories: np.ndarray, codes: np.ndarray, folds) -> float:
+    """Cross-validated balanced accuracy of predicting each category's majority class (seen in the training fold)."""
     n_classes = int(codes.max()) + 1
     n_categories = int(categories.max()) + 1
     predictions = np.empty_like(codes)
@@ -835,10 +853,27 @@ def _category_leak(categories: np.ndarray, codes: np.ndarray, folds) -> str | No
         majority = np.bincount(codes[train], minlength=n_classes).argmax()
         per_category = np.where(table.sum(axis=1) > 0, table.argmax(axis=1), majority)
         predictions[test] = per_category[categories[test]]
-    score = balanced_accuracy_score(codes, predictions)
-    if score >= LEAKAGE_BALANCED_ACCURACY:
-        return f"balanced accuracy {score:.3f}"
-    return None
+    return _balanced_accuracy(codes, predictions)
+
+
+# scikit-learn's metric functions validate their inputs on every call (~5-10 ms each): thousands of columns made
+# that the whole cost of the leakage check. These are the same formulas on arrays already known to be clean.
+def _binary_auc(codes: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC of `scores` for codes 0/1 (Mann-Whitney U with average ranks for ties), as roc_auc_score."""
+    ranks = rankdata(scores)
+    positives = codes == 1
+    n_positive = int(positives.sum())
+    n_negative = len(codes) - n_positive
+    return float((ranks[positives].sum() - n_positive * (n_positive + 1) / 2) / (n_positive * n_negative))
+
+
+def _balanced_accuracy(codes: np.ndarray, predictions: np.ndarray) -> float:
+    """Mean recall over the classes present in `codes`, as balanced_accuracy_score."""
+    n_classes = int(max(codes.max(), predictions.max())) + 1
+    support = np.bincount(codes, minlength=n_classes)
+    hits = np.bincount(codes[codes == predictions], minlength=n_classes)
+    present = support > 0
+    return float((hits[present] / support[present]).mean())
 
 
 # --- the outcome column ------------------------------------------------------------------
