@@ -68,6 +68,14 @@ class ProfileSerializer(serializers.Serializer):
     n_columns = serializers.IntegerField()
     columns = ProfileColumnSerializer(many=True)
     target = serializers.DictField(allow_null=True)
+    suggested_outcome = serializers.DictField(
+        help_text="The likely outcome column: `column` (null when none fits), `reason`, `candidates`. The pages "
+        "pre-select it; confirm it before training."
+    )
+    flagged_targets = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Columns refused as a target unless `allow_flagged_target`: column → its flags.",
+    )
 
 
 class CleaningPlanCreateSerializer(serializers.Serializer):

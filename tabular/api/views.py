@@ -108,7 +108,9 @@ class DatasetProfileView(APIView):
     )
     def get(self, request, pk: int):
         dataset = selectors.dataset_get_for_user(user=request.user, dataset_id=pk)
-        return Response(services.dataset_profile_get(dataset=dataset, target=request.query_params.get("target")))
+        profile = services.dataset_profile_get(dataset=dataset, target=request.query_params.get("target"))
+        choice = services.dataset_outcome_choice(dataset=dataset)
+        return Response({**profile, "suggested_outcome": choice["suggestion"], "flagged_targets": choice["flagged"]})
 
 
 class DatasetCleaningPlanCreateView(APIView):

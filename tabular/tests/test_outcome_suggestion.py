@@ -190,3 +190,11 @@ def test_the_training_form_refuses_a_flagged_outcome_unless_confirmed(
     confirmed = alice_web.post(f"/training?dataset={messy_dataset.pk}", {**form, "allow_flagged_target": "on"})
     assert confirmed.status_code == 302
     assert TrainingRun.objects.get().config["target"] == "MRN"
+
+
+def test_the_profile_api_tells_an_integrator_the_likely_outcome_and_the_refused_columns(alice, alice_api, make_dataset):
+    dataset = make_dataset(alice)
+    body = alice_api.get(f"/api/v1/datasets/{dataset.pk}/profile/").json()
+    assert body["suggested_outcome"]["column"] == "outcome"
+    assert body["suggested_outcome"]["reason"]
+    assert "identifier" in body["flagged_targets"]["record_id"]
