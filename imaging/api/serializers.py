@@ -27,6 +27,16 @@ class AnomalyTrainRequestSerializer(serializers.Serializer):
         "ranks among normal validation images, weights from pasted-patch pseudo-anomalies) and each result lists the "
         "components.",
     )
+    mode = serializers.ChoiceField(
+        choices=["patchcore", "autoencoder", "ensemble"],
+        required=False,
+        help_text="Which detector to train. `patchcore` (the default): nearest-neighbour distance of each image "
+        "patch's pretrained EfficientNet-Lite0 features to a memory bank of normal patches (greedy coreset), and of "
+        "a whole-image descriptor to those of the normal images; the score is the larger, in standard deviations "
+        "above normal images, and every scored image gets a pixel map. `autoencoder`: reconstruction error. "
+        "`ensemble`: the autoencoder's enhanced ensemble (as `enhanced=true`). The level sets the autoencoder's epochs "
+        "or the share of patch features PatchCore keeps.",
+    )
 
 
 class RunCreatedSerializer(serializers.Serializer):
@@ -62,16 +72,31 @@ class AnomalyResultSerializer(serializers.Serializer):
     threshold = serializers.FloatField(required=False)
     is_anomaly = serializers.BooleanField(required=False)
     mode = serializers.ChoiceField(
-        choices=["reconstruction", "enhanced"], required=False, help_text="How `score` was computed."
+        choices=["patchcore", "reconstruction", "enhanced"], required=False, help_text="How `score` was computed."
     )
-    reconstruction_error = serializers.FloatField(required=False, help_text="The autoencoder's error for this image.")
+    reconstruction_error = serializers.FloatField(
+        required=False, help_text="Autoencoder detectors: the reconstruction error of this image."
+    )
+    map_peak = serializers.FloatField(
+        required=False, help_text="PatchCore detectors: the highest value of the smoothed pixel map (score units)."
+    )
+    map_size = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="Width and height of `heatmap`: the image's own size (longest side at most 1024 px).",
+    )
     components = serializers.DictField(
         child=serializers.FloatField(),
         required=False,
         help_text="Enhanced models only: each detector's rank among normal validation images (0–1; higher is more "
         "unusual): reconstruction, isolation_forest, local_outlier_factor, one_class_svm. `score` is their mean.",
     )
-    heatmap = serializers.CharField(required=False, help_text="Reconstruction-error overlay as a PNG data URL.")
+    heatmap = serializers.CharField(
+        required=False,
+        help_text="The anomaly map laid over the image at the image's own size, as a PNG data URL (PatchCore: patch "
+        "distances, blue at a typical normal patch, red at the image threshold and above; autoencoder: "
+        "reconstruction error).",
+    )
     error = serializers.CharField(required=False)
     code = serializers.CharField(required=False)
 

@@ -106,6 +106,11 @@ class AnomalyTrainView(APIView):
         operation_id="imaging_anomaly_train",
         tags=TAGS,
         summary="Train an anomaly detector on a ZIP of normal images",
+        description=(
+            "`mode` picks the detector: `patchcore` (default), `autoencoder` or `ensemble`. The threshold is a "
+            "percentile of the scores of held-out normal images; no anomalous image is needed. Poll the run at "
+            "`/api/v1/imaging/runs/{id}/`."
+        ),
         request={"multipart/form-data": AnomalyTrainRequestSerializer},
         responses={
             202: RunCreatedSerializer,
@@ -123,6 +128,7 @@ class AnomalyTrainView(APIView):
                 level=int(data["level"]),
                 image_size=int(data.get("image_size") or services.ANOMALY_IMAGE_SIZE),
                 enhanced=data["enhanced"],
+                mode=data.get("mode"),
             )
         return Response({"id": run.id, "status": run.status}, status=status.HTTP_202_ACCEPTED)
 

@@ -532,6 +532,21 @@ class AutoencoderAnomalyDetector:
         Image.fromarray(blended).save(buffer, format="PNG")
         return buffer.getvalue()
 
+    def overlay_png(self, image, *, max_side: int | None = None, alpha: float = 0.5) -> bytes:
+        """``error_heatmap_png`` at the image's own size (a larger image scaled down to ``max_side``)."""
+        if not isinstance(image, Image.Image):
+            image = decode_image(image).image
+        base = image.convert("RGB")
+        if max_side and max(base.size) > max_side:
+            factor = max_side / max(base.size)
+            base = base.resize((max(1, round(base.width * factor)), max(1, round(base.height * factor))))
+        heatmap = cv2.resize(self.error_heatmap(image), base.size, interpolation=cv2.INTER_LINEAR)
+        colours = cv2.cvtColor(cv2.applyColorMap((heatmap * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+        blended = (np.asarray(base, dtype=np.float32) * (1 - alpha) + colours * alpha).clip(0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(blended).save(buffer, format="PNG")
+        return buffer.getvalue()
+
     def histogram(self, bins: int = 30) -> dict:
         counts, edges = np.histogram(self.validation_scores(), bins=bins)
         return {
@@ -579,8 +594,11 @@ class AutoencoderAnomalyDetector:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str | None = None) -> AutoencoderAnomalyDetector:
-        bundle = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if bundle.get("format") != BUNDLE_FORMAT:
+        return cls.from_bundle(torch.load(Path(path), map_location="cpu", weights_only=True), device=device)
+
+    @classmethod
+    def from_bundle(cls, bundle: dict, *, device: str | None = None) -> AutoencoderAnomalyDetector:
+        if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
             raise ValueError("This file is not a DeepMed anomaly detector.")
         detector = cls(**bundle["settings"], device=device)
         model = ConvAutoencoder(detector.image_size, detector.channels)
@@ -600,3 +618,17 @@ class AutoencoderAnomalyDetector:
         detector.set_threshold(value=bundle["threshold"])
         detector.threshold_percentile = bundle["threshold_percentile"]
         return detector
+
+
+def load_anomaly_detector(path: str | os.PathLike, *, device: str | None = None):
+    """Either kind of stored detector, told apart by the bundle's ``format``: autoencoder or PatchCore.
+
+    One ``torch.load`` with ``weights_only=True``: tensors and plain values only, never arbitrary objects.
+    """
+    from .patchcore import BUNDLE_FORMAT as PATCHCORE_FORMAT
+    from .patchcore import PatchCoreAnomalyDetector
+
+    bundle = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if isinstance(bundle, dict) and bundle.get("format") == PATCHCORE_FORMAT:
+        return PatchCoreAnomalyDetector.from_bundle(bundle, device=device)
+    return AutoencoderAnomalyDetector.from_bundle(bundle, device=device)

@@ -68,7 +68,7 @@ def test_an_enhanced_detector_trains_records_its_mode_and_scores_with_components
 
 @pytest.mark.django_db
 def test_enhanced_is_off_by_default_and_plain_scores_carry_no_components(alice_api, django_capture_on_commit_callbacks):
-    response = _train_anomaly(alice_api, django_capture_on_commit_callbacks)
+    response = _train_anomaly(alice_api, django_capture_on_commit_callbacks, mode="autoencoder")
     run = TrainingRun.objects.get(id=response.json()["id"])
     assert run.config["enhanced"] is False
     model = TrainingModel.objects.get(run=run)

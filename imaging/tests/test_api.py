@@ -215,7 +215,9 @@ def test_anomaly_detector_trains_on_normal_images_and_scores_new_ones(
     flat = {name.split("/")[-1]: data for name, data in normal.items()}
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_api.post(
-            "/api/v1/anomaly/train", {"file": upload(zip_bytes(flat)), "level": 1, "image_size": 32}, format="multipart"
+            "/api/v1/anomaly/train",
+            {"file": upload(zip_bytes(flat)), "level": 1, "image_size": 32, "mode": "autoencoder"},
+            format="multipart",
         )
     assert response.status_code == 202, response.json()
     run = alice_api.get(f"/api/v1/imaging/runs/{response.json()['id']}/").json()

@@ -45,7 +45,7 @@ def _anomaly_model(client, captured, **extra) -> TrainingModel:
     with captured(execute=True):
         response = client.post(
             "/api/v1/anomaly/train",
-            {"file": upload(zip_bytes(flat)), "level": 1, "image_size": 32, **extra},
+            {"file": upload(zip_bytes(flat)), "level": 1, "image_size": 32, "mode": "autoencoder", **extra},
             format="multipart",
         )
     assert response.status_code == 202, response.json()

@@ -42,7 +42,9 @@ def anomaly_model(alice_api, django_capture_on_commit_callbacks) -> TrainingMode
     flat = {name.split("/")[-1]: data for name, data in normal.items()}
     with django_capture_on_commit_callbacks(execute=True):
         response = alice_api.post(
-            "/api/v1/anomaly/train", {"file": upload(zip_bytes(flat)), "level": 1, "image_size": 32}, format="multipart"
+            "/api/v1/anomaly/train",
+            {"file": upload(zip_bytes(flat)), "level": 1, "image_size": 32, "mode": "autoencoder"},
+            format="multipart",
         )
     assert response.status_code == 202, response.json()
     return TrainingModel.objects.get(run_id=response.json()["id"])

@@ -49,7 +49,7 @@ def test_train_a_classifier_read_the_results_and_classify_an_image(page, page_pr
         {"name": "normal.zip", "mimeType": "application/zip", "buffer": zip_bytes(normal)}
     )
     page.get_by_role("button", name="Train").click()
-    page.locator("#result-threshold").filter(has_text="0").wait_for(timeout=60_000)
+    page.locator("#train-result").wait_for(timeout=60_000)
     page.locator("#anomaly-histogram").wait_for()
     page.get_by_label("Move the threshold").fill("0")
     page.get_by_role("button", name="Save this threshold for the detector").click()
