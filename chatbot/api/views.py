@@ -102,6 +102,11 @@ def _server_sent_events(events):
 
 
 class MessageStreamView(ChatView):
+    def perform_content_negotiation(self, request, force=False):
+        # The stream is not a DRF rendering: an `Accept: text/event-stream` must not make DRF answer 406, and
+        # errors raised before the stream starts are rendered as the usual JSON.
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(
         operation_id="chat_message_stream",
         tags=[TAG],
@@ -122,11 +127,6 @@ class MessageStreamView(ChatView):
             409: error_response("The conversation has ended (`conversation_ended`)."),
         },
     )
-    def perform_content_negotiation(self, request, force=False):
-        # The stream is not a DRF rendering: an `Accept: text/event-stream` must not make DRF answer 406, and
-        # errors raised before the stream starts are rendered as the usual JSON.
-        return super().perform_content_negotiation(request, force=True)
-
     def post(self, request):
         serializer = s.MessageRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
