@@ -35,7 +35,7 @@ def test_train_patchcore_score_a_defective_image_and_see_its_map(page, page_prob
             "buffer": zip_bytes({f"capsule_{i}.png": png(image) for i, image in enumerate(normals)}),
         }
     )
-    assert page.get_by_label("Detector").input_value() == "patchcore"
+    assert page.get_by_label("Kind of detector").input_value() == "patchcore"
     page.get_by_role("button", name="Train").click()
     page.locator("#result-mode").filter(has_text="PatchCore").wait_for(timeout=120_000)
     page.locator("#anomaly-histogram").wait_for()
