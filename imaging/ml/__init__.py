@@ -12,7 +12,12 @@ Modules (each documents its own API):
   downloading weights.
 - ``training`` / ``metrics`` / ``export`` / ``gradcam``: ``ImageClassifierTrainer`` (fit / predict /
   predict_proba / save / load), validation metrics, TorchScript export, Grad-CAM overlays.
-- ``anomaly``: convolutional autoencoder anomaly detector with optional latent-space ensemble.
+- ``anomaly``: convolutional autoencoder anomaly detector with optional latent-space ensemble;
+  ``load_anomaly_detector`` loads either kind of stored detector.
+- ``patchcore``: PatchCore anomaly detector (pretrained EfficientNet-Lite0 patch memory bank, greedy coreset,
+  whole-image descriptor, pixel maps) — the default mode.
+- ``anomaly_families``: seeded anomaly families (shape, spot, scratch, missing part, texture, intensity, contrast,
+  noise, rotation, crop, lesion) applied to any generator of normal images, for tests and benchmarks.
 - ``augmentation``: albumentations presets, preview grids, folder augmentation.
 - ``pipeline``: ordered preprocessing → augmentation → training steps, validated then run.
 - ``synthetic``: seeded synthetic shape datasets used by tests and the acceptance benchmarks.
