@@ -24,6 +24,7 @@ from django.db import transaction
 
 from deepmed.exceptions import ApplicationError, NotFound
 from deepmed.jobs import send_job
+from deepmed.uploads import refuse_declared_over
 from modelhub.artifacts import artifact_verified_path, artifact_write
 from modelhub.models import TrainingModel, TrainingRun
 from modelhub.storage import media_root, resolve_media_path
@@ -448,14 +449,8 @@ def _predict_too_large(size: int | None = None) -> ApplicationError:
 
 
 def refuse_oversized_predict_request(request) -> None:
-    """Refuse by the declared length before the body is parsed, so an oversized upload is never spooled to disk."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    # Multipart framing and the model id add a little; files just under the limit must still pass.
-    if declared > _predict_upload_limit() + 64 * 1024:
-        raise _predict_too_large(declared)
+    """Refuse oversized images to score by their declared length, before the body is parsed."""
+    refuse_declared_over(request, limit_bytes=_predict_upload_limit(), error=_predict_too_large)
 
 
 def _expand_uploads(files) -> list[UploadedImage]:

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from deepmed.csv_safety import csv_bytes
 from deepmed.exceptions import ApplicationError
+from deepmed.uploads import refuse_declared_over
 from modelhub.hub import bundle_background, model_bundle_for_user
 from tabular.ml.explain import explain_rows
 from tabular.ml.schema import SchemaError, validate_rows
@@ -105,14 +106,8 @@ def _csv_too_large(size: int | None = None) -> ApplicationError:
 
 
 def refuse_oversized_predict_request(request) -> None:
-    """Refuse by the declared length before the body is parsed, so an oversized CSV is never spooled to disk."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    # Multipart framing and the model id add a little; a file just under the limit must still pass.
-    if declared > _csv_limit() + 64 * 1024:
-        raise _csv_too_large(declared)
+    """Refuse an oversized CSV to predict on by its declared length, before the body is parsed."""
+    refuse_declared_over(request, limit_bytes=_csv_limit(), error=_csv_too_large)
 
 
 def read_prediction_csv(uploaded) -> pd.DataFrame:

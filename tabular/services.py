@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import AuditEvent
 from deepmed.exceptions import ApplicationError
+from deepmed.uploads import refuse_declared_over
 from modelhub.models import PreprocessingData
 from modelhub.storage import resolve_media_path
 
@@ -55,14 +56,8 @@ def upload_too_large_error(size: int | None = None) -> ApplicationError:
 
 
 def refuse_oversized_request(request) -> None:
-    """Refuse by the declared length before the body is parsed, so an oversized upload is never spooled to disk."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    # Multipart framing and the other fields add a little; a file just under the limit must still pass.
-    if declared > max_upload_bytes() + 64 * 1024:
-        raise upload_too_large_error(declared)
+    """Refuse an oversized table upload by its declared length, before the body is parsed."""
+    refuse_declared_over(request, limit_bytes=max_upload_bytes(), error=upload_too_large_error)
 
 
 # --- files ----------------------------------------------------------------------------------------------------
