@@ -92,7 +92,8 @@ cores that is an estimated 15–20 s of wall time (estimated, not measured: Effi
 an image at 224 px with 2 threads when the load average was 2). Under this session's load the wall times were
 3.7–6.2 minutes with one thread, and one dedicated run with ``--threads 2`` (pill, 64 px, grey, load average 11–13)
 took 674 s wall for 152 CPU seconds: OpenMP threads spinning on an oversubscribed machine, which is why the tests
-pin torch to one thread. The
+pin torch to one thread. Two dedicated fits after the other runs had ended (200 pill images, 64 px, grey, load
+average 7–8 from other work): 56.0 s wall (36.5 s CPU) with one thread, 198.6 s (131.3 s CPU) with two. The
 autoencoder's fit took 26–28 CPU seconds at 64 px and 15 epochs. Scoring with the map: 290–970 ms an image of wall
 time under this load.
 """
