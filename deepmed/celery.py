@@ -67,3 +67,12 @@ def ensure_broker_folders(sender, **kwargs):
     for key in ("data_folder_in", "data_folder_out", "control_folder", "processed_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def refuse_without_mail(**kwargs):
+    """Workers send the account e-mails: production without a mail backend must not start them (deepmed/mail.py)."""
+    from .mail import refuse_unconfigured_mail
+
+    refuse_unconfigured_mail()

@@ -321,15 +321,11 @@ if EMAIL_URL:
 else:
     EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="")
     if not EMAIL_BACKEND:
-        if not DEBUG:
-            # The console default would print password-reset links into the production logs.
-            raise ImproperlyConfigured(
-                "EMAIL_URL is required when DEBUG=0 (e.g. smtp+tls://user:password@smtp.example.org:587), so that "
-                "confirmation and password-reset e-mails reach people instead of the logs. To keep mail on this "
-                "machine on purpose, set EMAIL_BACKEND to django.core.mail.backends.filebased.EmailBackend "
-                "(or the console backend) instead."
-            )
-        EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+        # The console default would print password-reset links into the production logs: production refuses to
+        # start instead (deepmed/mail.py: WSGI/ASGI, Celery and the system checks refuse, naming EMAIL_URL).
+        EMAIL_BACKEND = (
+            "django.core.mail.backends.console.EmailBackend" if DEBUG else "deepmed.mail.UnconfiguredEmailBackend"
+        )
     EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
     EMAIL_PORT = env_int("EMAIL_PORT", 25)
     EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -67,3 +67,29 @@ def test_an_operator_may_keep_mail_on_the_machine_by_saying_so(tmp_path, backend
 
 def test_development_prints_mail_to_the_console_by_default(tmp_path):
     assert start(tmp_path, DEBUG="1")["backend"] == CONSOLE
+
+
+def test_tools_that_only_read_the_urlconf_still_load_production_settings(tmp_path):
+    """Route checks and schema exports import the settings without starting anything: they must not be refused,
+    while the check every start runs (runserver, migrate, check --deploy) still names EMAIL_URL."""
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "deepmed.settings",
+        "SECRET_KEY": "x" * 60,
+        "DEBUG": "0",
+    }
+    probe = (
+        "import django; django.setup(); from django.urls import resolve; print(resolve('/api/v1/me/').url_name); "
+        "from django.core import mail; "
+        "\ntry:\n    mail.send_mail('reset', 'https://x/reset/key', 'a@b.c', ['d@e.f'])\nexcept Exception as exc:\n"
+        "    print(type(exc).__name__)"
+    )
+    result = subprocess.run(  # noqa: S603  (our own interpreter and probe)
+        [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split() == ["api-me", "ImproperlyConfigured"]  # resolves; sending mail is still refused
+    check = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+    assert check.returncode != 0 and "EMAIL_URL" in check.stderr
