@@ -1,7 +1,13 @@
 """Chatbot retrieval: ingestion speed, query latency at the default knowledge-base size and at 100,000 chunks, and
-pgvector HNSW against exact NumPy search (latency and recall@10).
+pgvector HNSW against exact NumPy search (latency and recall@10); with --answers, the answer evaluation too.
 
     .venv/bin/python benchmarks/chatbot_retrieval.py [--cache /tmp/deepmed-kb] [--no-pgvector] [--generation]
+        [--answers]
+
+--answers judges the answers to the lay-words questions of chatbot/rag/eval/questions.json ("answers": the expected
+code or step in the text, named in the first sentence, no unrelated source cited) and prints answer accuracy beside
+retrieval recall@5 and MRR, for the half the answer shapes were tuned on and the held-out half
+(chatbot.rag.eval.evaluate.answer_report).
 
 The 100,000-chunk collection is the real knowledge base's embeddings plus noise-perturbed copies of them,
 re-normalised: embedding-like vectors (clustered the way real chunks are), unlike uniform random ones, on which HNSW
@@ -26,10 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from chatbot.rag.embedding import get_embedder  # noqa: E402
 from chatbot.rag.eval.evaluate import (  # noqa: E402
+    answer_report,
     build_knowledge_base,
     chunk_documents,
     default_documents,
     load_questions,
+    print_answer_report,
 )
 from chatbot.rag.fusion import hybrid_search  # noqa: E402
 from chatbot.rag.index import ExactIndex  # noqa: E402
@@ -150,6 +158,7 @@ def main() -> None:
     parser.add_argument("--no-pgvector", action="store_true")
     parser.add_argument("--generation", action="store_true", help="also time the extractive and SmolLM2 backends")
     parser.add_argument("--ef-search", type=int, default=100)
+    parser.add_argument("--answers", action="store_true", help="judge the answers to the lay-words questions")
     args = parser.parse_args()
 
     import torch
@@ -163,6 +172,9 @@ def main() -> None:
     texts = [q["question"] for q in questions]
     embed_times = [timed(embedder.encode, [text])[0] for text in texts]
     query_vectors = embedder.encode(texts)
+
+    if args.answers:
+        print_answer_report(answer_report(kb, embedder))
 
     print(f"\ndefault knowledge base: {len(kb.chunks):,} chunks x {kb.vectors.shape[1]}, {len(texts)} questions")
     print(f"  embed one question:            {percentiles(embed_times)}")

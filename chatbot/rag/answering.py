@@ -334,22 +334,23 @@ def _definition_answer(question: str, chunks: Sequence, score: Scorer, max_sente
         for index, (other_number, other_position, _) in enumerate(candidates)
         if other_number == number and other_position > position
     ]
-    chosen: list[int] = []
+    continuation: list[int] = []
     for index in following:
-        if len(chosen) >= max_sentences - 1 or re.match(r"^[^.:;]{1,40}:\s", candidates[index][2]):
+        if len(continuation) >= max_sentences - 1 or re.match(r"^[^.:;]{1,40}:\s", candidates[index][2]):
             break
-        chosen.append(index)
-    if len(chosen) < max_sentences - 1:
-        same_document = [
-            index
-            for index, (other_number, _, _) in enumerate(candidates)
-            if index != best and index not in chosen and _document_of(chunks[other_number - 1]) == document
-        ]
-        for index in sorted(same_document, key=lambda index: -scores[index]):
-            if len(chosen) >= max_sentences - 1 or scores[index] < SUPPORT_SHARE * scores[best]:
-                break
-            chosen.append(index)
-    ordered = [best, *sorted(chosen, key=lambda index: (candidates[index][0], candidates[index][1]))]
+        continuation.append(index)
+    others: list[int] = []
+    same_document = [
+        index
+        for index, (other_number, _, _) in enumerate(candidates)
+        if index != best and index not in continuation and _document_of(chunks[other_number - 1]) == document
+    ]
+    for index in sorted(same_document, key=lambda index: -scores[index]):
+        if len(continuation) + len(others) >= max_sentences - 1 or scores[index] < SUPPORT_SHARE * scores[best]:
+            break
+        others.append(index)
+    # The definition, then what continues it, then other close sentences of the same document in reading order.
+    ordered = [best, *continuation, *sorted(others, key=lambda index: (candidates[index][0], candidates[index][1]))]
     text = " ".join(candidates[index][2] for index in ordered)
     return AnswerDraft(f"{text} [{number}]", [number], "definition")
 
@@ -364,7 +365,8 @@ def _other_answer(question: str, chunks: Sequence, score: Scorer, max_sentences:
         if len(chosen) == max_sentences:
             break
         same = _document_of(chunks[candidates[index][0] - 1]) == lead_document
-        if same or scores[index] >= scores[best] - SECOND_SOURCE_MARGIN:
+        close = scores[index] >= scores[best] - SECOND_SOURCE_MARGIN
+        if close or (same and scores[index] >= SUPPORT_SHARE * scores[best]):
             chosen.append(index)
     # One paragraph per document, the leading document first; inside it the best sentence first, then reading order.
     groups: dict[str, list[int]] = {}
@@ -385,11 +387,21 @@ def _section_label(chunk) -> str:
     return f"{chunk.title} — {heading}" if heading and heading != chunk.title else chunk.title
 
 
+def _section_order(candidates: list[tuple[int, object]]) -> list[tuple[int, object]]:
+    return sorted(candidates, key=lambda item: (-float(item[1].score or 0.0), item[0]))
+
+
 def _how_to_answer(question: str, chunks: Sequence, score: Scorer) -> AnswerDraft | None:
-    for number, chunk in enumerate(chunks, start=1):
-        section = getattr(chunk, "section", "") or ""
-        if not section.strip() or _is_coded(chunk):
-            continue
+    # Retrieval's fused ranking says which passages are relevant; among their sections, the one whose passage is
+    # closest in meaning to the question gives the steps (a heading rarely shares the question's words: "switch on"
+    # two-factor login is the section "Turning it on").
+    candidates = [
+        (number, chunk)
+        for number, chunk in enumerate(chunks, start=1)
+        if (getattr(chunk, "section", "") or "").strip() and not _is_coded(chunk)
+    ]
+    for number, chunk in _section_order(candidates):
+        section = chunk.section
 
         def best(sentences: list[str]) -> int:
             return int(np.argmax(score(question, sentences)))
