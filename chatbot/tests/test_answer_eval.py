@@ -77,7 +77,6 @@ ANSWERED_ON_A_SMALL_BASE = (
     "code for gallstones",
     "what do doctors call an unusually large head",
     "I lost my phone, how do I get into my account now?",
-    "how do I switch on the extra code from my phone when signing in?",
 )
 
 
@@ -100,5 +99,6 @@ def test_the_app_answer_path_answers_lay_questions_right_on_a_small_knowledge_ba
     judged = judge_answers(kb, chosen, chat_embedder)
     wrong = [(answer.question["question"], answer.text) for answer in judged if not answer.correct]
     assert len(judged) == len(ANSWERED_ON_A_SMALL_BASE) and not wrong, wrong
-    steps = next(answer for answer in judged if answer.question["question"].startswith("how do I switch on"))
-    assert steps.first_sentence.endswith("Turning it on [1]:") and "\n1. Install an authenticator app" in steps.text
+    steps = next(answer for answer in judged if answer.question["question"].startswith("I lost my phone"))
+    assert steps.text.split("\n")[0].endswith("Lost your phone? [1]:")
+    assert "\n1. Log in with a backup code" in steps.text

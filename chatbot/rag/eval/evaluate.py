@@ -22,16 +22,18 @@ tuned half's answers were looked at while tuning).
 Measured on 2 December 2026 (18,666 chunks; extractive, top 5, normal length):
 
     answers in lay words     n   answer accuracy   first sentence   recall@5   MRR
-    tuned half              24        0.167            0.167          0.500    0.414
+    tuned half              24        0.125            0.125          0.500    0.414
     held-out half           24        0.125            0.167          0.521    0.294
     (doc-phrased retrieval set, 68 questions: hybrid recall@5 0.993, MRR 0.922)
 
 Retrieval is what fails lay questions: the right document is in the top 5 for half of them (guide questions 0.75-1.0,
 ICD-10-CM 0.13-0.31, HPO 0.38-0.50), and an answer cannot name a code retrieval did not find; where it did, the answer
-names it first. Title-field BM25 (weight 2.0) lets one rare word of a lay question ("term", "extra", "attack")
-outrank the subject. Re-tuning the fusion on the tuned half and the retrieval set together (rrf_k 2, dense 1.0,
-bm25 0.5, title 0.5) lifts the tuned half's recall@5 to 0.625 but drops the retrieval set's MRR to 0.79, so the
-defaults were kept; lay-to-clinical synonyms (HPO's layperson synonyms, a medical embedder) are the next step.
+names it first. Taking the retrieved section closest in meaning for how-to answers (instead of the best-ranked one)
+won one tuned question (0.167) but lost "How do I turn on two-factor login?": not kept. Title-field BM25 (weight
+2.0) lets one rare word of a lay question ("term", "extra", "attack") outrank the subject. Re-tuning the fusion
+on the tuned half and the retrieval set together (rrf_k 2, dense 1.0, bm25 0.5, title 0.5) lifts the tuned half's
+recall@5 to 0.625 but drops the retrieval set's MRR to 0.79, so the defaults were kept; lay-to-clinical synonyms
+(HPO's layperson synonyms, a medical embedder) are the next step.
 """
 
 from __future__ import annotations
